@@ -1,0 +1,114 @@
+"""Regenerates the README's model-zoo table: parameters and GFLOPs per model.
+
+  python benchmarks/model_zoo_table.py
+
+For every registered model (channels=1, ×2, one 256×256 LR input) it counts
+parameters from `jax.eval_shape` and FLOPs from XLA's cost analysis of the
+compiled forward pass (nothing is run: a multiply-add counts as 2 FLOPs, the
+bicubic upsampling inside a model included). Prints a Markdown table, writes
+benchmarks/results/model_zoo.json and replaces README.md's section between
+`<!-- model-zoo:start -->` and `<!-- model-zoo:end -->` (docs/model_zoo.md
+when the README has no such markers).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from jaxsr import models  # noqa: E402
+
+SCALE = 2
+LR_SIZE = 256
+START, END = '<!-- model-zoo:start -->', '<!-- model-zoo:end -->'
+
+
+def total_flops(cost: Any) -> float:
+  """The 'flops' of cost_analysis(), a dict (or, in older jax, a list)."""
+  if isinstance(cost, dict):
+    cost = [cost]
+  return float(sum(c.get('flops', 0.0) for c in cost or []))
+
+
+def measure(name: str) -> dict[str, Any]:
+  model = models.get_model(name, scale=SCALE, channels=1)
+  lr = jax.ShapeDtypeStruct((1, LR_SIZE, LR_SIZE, 1), jnp.float32)
+  params = jax.eval_shape(model.init, jax.random.key(0), lr)
+  num_params = sum(int(np.prod(p.shape))
+                   for p in jax.tree_util.tree_leaves(params))
+  compiled = jax.jit(model.apply).lower(params, lr).compile()
+  info = models.model_info(name)
+  return {
+      'name': name,
+      'params': num_params,
+      'gflops': total_flops(compiled.cost_analysis()) / 1e9,
+      'scales': info.scales if info.scales == 'any' else list(info.scales),
+      'works_on_bicubic': info.works_on_bicubic,
+      'paper': info.paper,
+  }
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+  lines = [
+      f'| Model | Parameters | GFLOPs ({LR_SIZE}×{LR_SIZE} LR, ×{SCALE}) '
+      '| Scales | Paper |',
+      '| --- | ---: | ---: | --- | --- |',
+  ]
+  for row in rows:
+    scales = ('any (bicubic input)' if row['scales'] == 'any'
+              else ', '.join(f'×{s}' for s in row['scales']))
+    lines.append(f"| `{row['name']}` | {row['params']:,} | "
+                 f"{row['gflops']:.2f} | {scales} | {row['paper']} |")
+  return '\n'.join(lines)
+
+
+def section(table: str) -> str:
+  return (f'{table}\n\nY channel (channels=1); FLOPs from XLA\'s cost analysis '
+          f'of the compiled forward pass on {jax.default_backend().upper()} '
+          '(a multiply-add is 2 FLOPs). Regenerate with '
+          '`python benchmarks/model_zoo_table.py`.')
+
+
+def write_readme(text: str) -> pathlib.Path:
+  readme = REPO_ROOT / 'README.md'
+  content = readme.read_text() if readme.exists() else ''
+  if START in content and END in content:
+    head, rest = content.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f'{head}{START}\n{text}\n{END}{tail}')
+    return readme
+  doc = REPO_ROOT / 'docs' / 'model_zoo.md'
+  doc.parent.mkdir(parents=True, exist_ok=True)
+  doc.write_text(f'# Model zoo\n\n{text}\n')
+  return doc
+
+
+def main() -> None:
+  rows = []
+  for name in models.list_models():
+    rows.append(measure(name))
+    print(f"measured {name}: {rows[-1]['params']:,} parameters, "
+          f"{rows[-1]['gflops']:.2f} GFLOPs", file=sys.stderr, flush=True)
+  table = markdown(rows)
+  print(table)
+  results = REPO_ROOT / 'benchmarks' / 'results' / 'model_zoo.json'
+  results.parent.mkdir(parents=True, exist_ok=True)
+  results.write_text(json.dumps({
+      'scale': SCALE, 'lr_size': [LR_SIZE, LR_SIZE], 'channels': 1,
+      'backend': jax.default_backend(), 'jax_version': jax.__version__,
+      'models': rows}, indent=2) + '\n')
+  print(f'wrote {results} and {write_readme(section(table))}',
+        file=sys.stderr)
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,42 @@
+r"""DCNN vs DSCNN: the deep/shallow ablation on the bicubic-upsampled input.
+
+  python -m jaxsr.main --config=configs/dcnn.py --workdir=workdirs/dcnn
+  python -m jaxsr.main --config=configs/dcnn.py:variant=dscnn --workdir=workdirs/dscnn
+  python -m jaxsr.main --config=configs/dcnn.py:runlocal --workdir=/tmp/dcnn
+
+DCNN is a deep CNN comparable to SRCNN on the bicubic input; DSCNN adds a
+3-layer SRCNN-like shallow network and sums the outputs: the second ablation
+of the seed (does a shallow branch help a deep net on the bicubic input?).
+Training as configs/eeds.py (high lr, SGD, global-norm clipping), 41×41
+bicubic-space patches.
+"""
+
+from jaxsr import config_base
+
+STEPS_PER_EPOCH = 280  # 18,077 41×41 patches of the 291 set / 64
+
+
+def get_config(arg=None):
+  a = config_base.parse_arg(arg, variant='dcnn', scale=2, runlocal=False)
+  c = config_base.base_config(a.variant, scale=a.scale)
+  c.data.hr_patch_size = 41
+  c.train.batch_size = 64
+  c.train.steps = 60 * STEPS_PER_EPOCH
+  c.optim.name = 'sgd'
+  c.optim.lr = 0.1
+  c.optim.momentum = 0.9
+  c.optim.weight_decay = 1e-4
+  c.optim.grad_clip_norm = 0.1
+  c.optim.schedule.name = 'step'
+  c.optim.schedule.every_steps = 20 * STEPS_PER_EPOCH
+  c.checkpoint.every = c.eval.every = 2000
+  if a.runlocal:
+    config_base.runlocal(c)
+    c.data.patch_size = 0
+    c.data.hr_patch_size = 32
+  return c
+
+
+def get_sweep():
+  return config_base.product(config_base.sweep('model.name', ['dcnn', 'dscnn']),
+                             config_base.sweep('model.scale', [2.0, 3.0, 4.0]))

@@ -1,0 +1,32 @@
+r"""FSRCNN (Dong, Loy & Tang, ECCV 2016): d=56, s=12, m=4, 9×9 deconvolution.
+
+  python -m jaxsr.main --config=configs/fsrcnn.py:scale=3 --workdir=workdirs/fsrcnn_x3
+  python -m jaxsr.main --config=configs/fsrcnn.py:runlocal --workdir=/tmp/fsrcnn
+
+Paper: LR sub-images of 10/7/6 pixels for ×2/×3/×4 (HR 19/19/21 after the
+deconvolution's cropping; we keep SAME padding, so HR = s·LR), MSE, SGD
+lr 1e-3 (1e-4 on the deconvolution), 91 images then General-100 fine-tuning.
+We use Adam at 1e-3 on the 291 set, batch 128.
+"""
+
+from jaxsr import config_base
+
+LR_PATCH = {2: 10, 3: 7, 4: 6}
+
+
+def get_config(arg=None):
+  a = config_base.parse_arg(arg, scale=2, runlocal=False)
+  c = config_base.base_config('fsrcnn', scale=a.scale)
+  c.data.patch_size = LR_PATCH[a.scale]
+  c.train.batch_size = 128
+  c.train.steps = 200_000
+  c.optim.lr = 1e-3
+  c.optim.schedule.name = 'cosine'
+  c.checkpoint.every = c.eval.every = 5000
+  if a.runlocal:
+    config_base.runlocal(c)
+  return c
+
+
+def get_sweep():
+  return config_base.sweep('model.scale', [2.0, 3.0, 4.0])

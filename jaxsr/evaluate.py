@@ -1,0 +1,117 @@
+r"""Benchmark evaluation by the SR protocol.
+
+  python -m jaxsr.evaluate --model=bicubic --sets=set5,set14,b100 --scales=2,3,4 \
+      --json_out=bicubic.json
+  python -m jaxsr.evaluate --workdir=workdirs/eeds --sets=set5,set14,b100
+
+Prints a table and writes {"<set>": {"x<scale>": {"psnr_y", "ssim_y", "n"}}}.
+A trained model comes from --workdir (its config.json and best checkpoint) or
+--checkpoint with --model; --model alone evaluates an untrained model, which
+only makes sense for `bicubic`.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+
+_MODEL = flags.DEFINE_string('model', None, 'Registered model name.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir to evaluate.')
+_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Checkpoint folder (with --model).')
+_SETS = flags.DEFINE_string('sets', 'set5,set14,b100', 'Set names or folder paths.')
+_SCALES = flags.DEFINE_string('scales', None, 'e.g. 2,3,4 (default: the model\'s).')
+_CHANNELS = flags.DEFINE_integer('channels', None, '1 (Y) or 3 (RGB).')
+_DATA_DIR = flags.DEFINE_string('data_dir', None, 'Data root (default $JAXSR_DATA_DIR).')
+_MAX_IMAGES = flags.DEFINE_integer('max_images', None, 'Evaluate the first N images.')
+_JSON_OUT = flags.DEFINE_string('json_out', None, 'Write results as JSON here.')
+
+
+def load_trained(workdir: str | None, model_name: str | None,
+                 checkpoint: str | None, scale: float | None = None,
+                 channels: int | None = None):
+  """(name, model, params, config dict) from a workdir or --model/--checkpoint."""
+  from jaxsr import models
+  kwargs, cfg = {}, {}
+  if workdir:
+    config_path = pathlib.Path(workdir) / 'config.json'
+    if not config_path.exists():
+      raise FileNotFoundError(f'{config_path} not found: is {workdir} a jaxsr workdir?')
+    cfg = json.loads(config_path.read_text())
+    model_name = cfg['model']['name']
+    kwargs = cfg['model'].get('kwargs', {})
+    scale = cfg['model']['scale']
+    channels = channels or cfg['model']['channels']
+  if not model_name:
+    raise ValueError('give --model (with --checkpoint for trained weights) or --workdir')
+  model = models.get_model(model_name, scale=scale or 2, channels=channels or 1, **kwargs)
+  params = None
+  source = workdir or checkpoint
+  if source:
+    import jax
+    import jax.numpy as jnp
+    from jaxsr import checkpointing
+    abstract = jax.eval_shape(model.init, jax.random.key(0),
+                              jnp.zeros((1, 8, 8, channels or 1), jnp.float32))
+    params = checkpointing.restore_params(source, abstract)
+  return model_name, model, params, cfg
+
+
+def main(argv):
+  del argv
+  from jaxsr import evaluation
+  from jaxsr import models
+  try:
+    scales = evaluation.parse_scales(_SCALES.value) if _SCALES.value else None
+    name, model, params, cfg = load_trained(_WORKDIR.value, _MODEL.value, _CHECKPOINT.value,
+                                      scales[0] if scales else None, _CHANNELS.value)
+    if scales is None:
+      scales = list(cfg.get('data', {}).get('scales') or []) or [model.scale]
+    if params is None:
+      import jax
+      import jax.numpy as jnp
+      params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, model.channels)))
+      if jax.tree.leaves(params) and _MODEL.value != 'bicubic':
+        print(f'warning: {_MODEL.value} has no trained weights here (give --workdir or '
+              '--checkpoint): evaluating random initial weights', file=sys.stderr)
+    results = {}
+    for set_name in [s for s in _SETS.value.split(',') if s]:
+      per_scale = {}
+      for scale in scales:
+        scaled = _at_scale(name, model, scale)
+        evaluator = evaluation.BenchmarkEvaluator(
+            set_name, [scale], channels=model.channels, data_dir=_DATA_DIR.value,
+            max_images=_MAX_IMAGES.value)
+        predict = (evaluation.bicubic_predict if _MODEL.value == 'bicubic'
+                   else evaluation.model_predict(scaled, params))
+        per_scale.update(evaluator.run(predict))
+      results[evaluator.name] = per_scale
+  except (ValueError, FileNotFoundError) as e:
+    raise SystemExit(f'error: {e}') from None
+  title = _WORKDIR.value or _MODEL.value
+  print(evaluation.format_table(results, title=title))
+  if _JSON_OUT.value:
+    out = pathlib.Path(_JSON_OUT.value)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + '.tmp')
+    tmp.write_text(json.dumps(results, indent=2) + '\n')
+    tmp.replace(out)
+    print(f'wrote {out}')
+
+
+def _at_scale(name: str, model, scale: float):
+  """The same model at another scale: only bicubic-input models share weights across scales."""
+  from jaxsr import models
+  if float(scale) == float(model.scale):
+    return model
+  if not models.model_info(name).works_on_bicubic:
+    raise ValueError(f'{name} was built for x{model.scale:g} (learned upsampling); '
+                     f'it cannot evaluate x{scale:g}: pass --scales={model.scale:g}')
+  return model.clone(scale=float(scale))
+
+
+if __name__ == '__main__':
+  app.run(main)

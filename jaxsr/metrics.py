@@ -1,0 +1,99 @@
+"""PSNR and SSIM as the SR literature computes them.
+
+Protocol: both images are uint8 (SR outputs are rounded and clipped first), the
+Y channel of BT.601 YCbCr is taken (`color.y_channel`), `crop_border` pixels
+(= the scale) are shaved from every side, then PSNR uses a peak of 255 and SSIM
+is Wang et al.'s with an 11×11 Gaussian window (σ = 1.5), K1 = 0.01, K2 = 0.03,
+'valid' filtering and the mean of the SSIM map.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxsr import color
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+  """Float image in [0, 1] -> uint8, rounding half to even like np.round."""
+  img = np.asarray(img)
+  if img.dtype == np.uint8:
+    return img
+  return np.clip(np.round(np.asarray(img, np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def shave(img: np.ndarray, crop_border: int) -> np.ndarray:
+  if crop_border <= 0:
+    return img
+  if min(img.shape[:2]) <= 2 * crop_border:
+    raise ValueError(f'image of shape {img.shape} is too small to shave '
+                     f'{crop_border} pixels from each border')
+  return img[crop_border:-crop_border, crop_border:-crop_border]
+
+
+def _check_pair(sr: np.ndarray, hr: np.ndarray) -> None:
+  if sr.shape != hr.shape:
+    raise ValueError(f'SR shape {sr.shape} differs from HR shape {hr.shape}')
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+  mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64))**2)
+  return float('inf') if mse == 0 else float(10 * np.log10(peak**2 / mse))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+  ax = np.arange(size) - (size - 1) / 2
+  g = np.exp(-ax**2 / (2 * sigma**2))
+  window = np.outer(g, g)
+  return window / window.sum()
+
+
+def _filter_valid(img: np.ndarray, window: np.ndarray) -> np.ndarray:
+  """2-D 'valid' correlation (the window is symmetric, so also convolution)."""
+  k = window.shape[0]
+  view = np.lib.stride_tricks.sliding_window_view(img, (k, k))
+  return np.einsum('ijkl,kl->ij', view, window)
+
+
+def ssim(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+  """SSIM of two single-channel images in [0, peak]."""
+  a = np.asarray(a, np.float64)
+  b = np.asarray(b, np.float64)
+  c1, c2 = (0.01 * peak)**2, (0.03 * peak)**2
+  window = _gaussian_window()
+  mu_a, mu_b = _filter_valid(a, window), _filter_valid(b, window)
+  var_a = _filter_valid(a * a, window) - mu_a**2
+  var_b = _filter_valid(b * b, window) - mu_b**2
+  cov = _filter_valid(a * b, window) - mu_a * mu_b
+  ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+      (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+  return float(ssim_map.mean())
+
+
+def evaluate_pair(sr: np.ndarray, hr: np.ndarray, crop_border: int) -> dict[str, float]:
+  """All protocol metrics of one SR image against its HR image.
+
+  Args:
+    sr: (H, W, C) float in [0, 1] or uint8; C = 1 (Y or gray) or 3 (RGB).
+    hr: (H, W, C) uint8, the same shape.
+    crop_border: pixels shaved from each side (the scale, rounded up).
+  Returns:
+    psnr_y, ssim_y and, for RGB images, psnr_rgb.
+  """
+  sr, hr = to_uint8(sr), np.asarray(hr)
+  _check_pair(sr, hr)
+  sr_y = shave(color.y_channel(sr), crop_border)
+  hr_y = shave(color.y_channel(hr), crop_border)
+  out = {'psnr_y': psnr(sr_y, hr_y), 'ssim_y': ssim(sr_y, hr_y)}
+  if hr.shape[-1] == 3:
+    out['psnr_rgb'] = psnr(shave(sr, crop_border), shave(hr, crop_border))
+  return out
+
+
+def evaluate_y_pair(sr_y: np.ndarray, hr_y: np.ndarray, crop_border: int) -> dict[str, float]:
+  """Metrics of Y-channel images given in [0, 255] float (rounded here to uint8 levels)."""
+  sr_y = np.clip(np.round(np.asarray(sr_y, np.float64)), 0, 255)
+  hr_y = np.asarray(hr_y, np.float64)
+  _check_pair(sr_y, hr_y)
+  sr_y, hr_y = shave(sr_y, crop_border), shave(hr_y, crop_border)
+  return {'psnr_y': psnr(sr_y, hr_y), 'ssim_y': ssim(sr_y, hr_y)}

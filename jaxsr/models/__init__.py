@@ -1,0 +1,166 @@
+"""The model zoo: every SR model by name, with one construction contract.
+
+  model = get_model('vdsr', scale=3, channels=1)
+  params = model.init(key, lr)             # lr: (B, h, w, C) in [0, 1]
+  sr = model.apply(params, lr)             # (B, round(3h), round(3w), C)
+  sr = model.apply(params, lr, output_size=(H, W))  # bicubic-input models
+
+Models on the bicubic input (scales 'any') upsample inside the model with the
+MATLAB-compatible `imresize_jax`, so data, loss and evaluation are the same
+for every model. channels=1 is the papers' Y-channel setting, 3 is RGB.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+
+from jaxsr.models.bicubic import Bicubic
+from jaxsr.models.csc_decomp import CSCDecomp
+from jaxsr.models.dcnn import DCNN
+from jaxsr.models.edsr import EDSR
+from jaxsr.models.eeds import EEDS
+from jaxsr.models.espcn import ESPCN
+from jaxsr.models.fsrcnn import FSRCNN
+from jaxsr.models.srcnn import SRCNN
+from jaxsr.models.vdsr import VDSR
+
+VALID_CHANNELS = (1, 3)
+_FIXED = (2, 3, 4)
+
+_SRCNN = ('Dong et al., Image Super-Resolution Using Deep Convolutional '
+          'Networks, ECCV 2014 / TPAMI 2016')
+_EDSR = ('Lim et al., Enhanced Deep Residual Networks for Single Image '
+         'Super-Resolution, CVPRW 2017')
+_EEDS = ('Wang et al., End-to-End Image Super-Resolution via Deep and Shallow '
+         'Convolutional Networks, 2017 (arXiv:1607.07680)')
+
+_ABLATION = ('this project: EEDS (Wang et al. 2017) ablation on the bicubic '
+             'input')
+
+
+class _Entry(NamedTuple):
+  module: type[nn.Module]
+  defaults: dict[str, Any]
+  scales: str | tuple[int, ...]  # 'any' (bicubic input) or integer factors
+  paper: str
+
+
+_REGISTRY: dict[str, _Entry] = {
+    'bicubic': _Entry(
+        Bicubic, {}, 'any',
+        'Keys, Cubic Convolution Interpolation for Digital Image Processing, '
+        'IEEE TASSP 1981 (MATLAB imresize)'),
+    'srcnn': _Entry(SRCNN, {'kernel_sizes': (9, 1, 5)}, 'any', _SRCNN),
+    'srcnn_955': _Entry(SRCNN, {'kernel_sizes': (9, 5, 5)}, 'any', _SRCNN),
+    'fsrcnn': _Entry(
+        FSRCNN, {}, _FIXED,
+        'Dong, Loy & Tang, Accelerating the Super-Resolution Convolutional '
+        'Neural Network, ECCV 2016'),
+    'espcn': _Entry(
+        ESPCN, {}, _FIXED,
+        'Shi et al., Real-Time Single Image and Video Super-Resolution Using '
+        'an Efficient Sub-Pixel Convolutional Neural Network, CVPR 2016'),
+    'vdsr': _Entry(
+        VDSR, {}, 'any',
+        'Kim, Lee & Lee, Accurate Image Super-Resolution Using Very Deep '
+        'Convolutional Networks, CVPR 2016'),
+    'edsr_baseline': _Entry(
+        EDSR, {'num_blocks': 16, 'features': 64, 'res_scale': 1.0}, _FIXED,
+        _EDSR),
+    'edsr': _Entry(
+        EDSR, {'num_blocks': 32, 'features': 256, 'res_scale': 0.1}, _FIXED,
+        _EDSR),
+    'csc_decomp': _Entry(
+        CSCDecomp, {}, 'any',
+        'decomposition of Gu et al., Convolutional Sparse Coding for Image '
+        'Super-resolution, ICCV 2015; residual by SRCNN'),
+    'eed': _Entry(EEDS, {'use_deep': True, 'use_shallow': False}, _FIXED,
+                  _EEDS),
+    'ees': _Entry(EEDS, {'use_deep': False, 'use_shallow': True}, _FIXED,
+                  _EEDS),
+    'eeds': _Entry(EEDS, {'use_deep': True, 'use_shallow': True}, _FIXED,
+                   _EEDS),
+    'dcnn': _Entry(
+        DCNN, {'with_shallow': False}, 'any',
+        _ABLATION),
+    'dscnn': _Entry(
+        DCNN, {'with_shallow': True}, 'any',
+        _ABLATION),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+  name: str
+  paper: str
+  scales: str | tuple[int, ...]
+  works_on_bicubic: bool
+
+
+def list_models() -> list[str]:
+  """Registered model names, in registry order."""
+  return list(_REGISTRY)
+
+
+def _entry(name: str) -> _Entry:
+  if name not in _REGISTRY:
+    raise ValueError(f'unknown model {name!r}; valid names: {list_models()}')
+  return _REGISTRY[name]
+
+
+def model_info(name: str) -> ModelInfo:
+  entry = _entry(name)
+  return ModelInfo(name=name, paper=entry.paper, scales=entry.scales,
+                   works_on_bicubic=entry.scales == 'any')
+
+
+def config_fields(name: str) -> list[str]:
+  """The fields settable through get_model's **overrides."""
+  module = _entry(name).module
+  return [f.name for f in dataclasses.fields(module)
+          if f.init and f.name not in ('parent', 'name', 'scale', 'channels')]
+
+
+def _check_scale(name: str, scales: str | tuple[int, ...], scale: Any) -> float:
+  is_real = (isinstance(scale, numbers.Real) and not isinstance(scale, bool)
+             and math.isfinite(float(scale)) and float(scale) > 0)
+  if scales == 'any':
+    if not is_real:
+      raise ValueError(f'{name}: scale must be a positive real number '
+                       f'(valid scales: any), got {scale!r}')
+  elif not is_real or float(scale) not in [float(s) for s in scales]:
+    raise ValueError(f'{name}: unsupported scale {scale!r}; valid scales: '
+                     f'{list(scales)}')
+  return float(scale)
+
+
+def get_model(name: str, *, scale: float, channels: int = 1,
+              **overrides: Any) -> nn.Module:
+  """Builds registered model `name` for ×scale on `channels` channels.
+
+  overrides set module fields (see `config_fields(name)`) on top of the
+  registry's defaults, e.g. get_model('eeds', scale=2, upsampling='unpool').
+  Raises a ValueError listing what is valid for an unknown name, an
+  unsupported scale, channels other than 1 or 3, or an unknown field.
+  """
+  entry = _entry(name)
+  scale = _check_scale(name, entry.scales, scale)
+  if channels not in VALID_CHANNELS or isinstance(channels, bool):
+    raise ValueError(f'{name}: channels must be 1 (Y) or 3 (RGB), got '
+                     f'{channels!r}')
+  valid = config_fields(name)
+  unknown = sorted(set(overrides) - set(valid))
+  if unknown:
+    raise ValueError(f'{name}: unknown override field(s) {unknown}; valid '
+                     f'fields: {valid}')
+  kwargs = {**entry.defaults, **overrides}
+  return entry.module(scale=scale, channels=int(channels), **kwargs)
+
+
+__all__ = ['ModelInfo', 'config_fields', 'get_model', 'list_models',
+           'model_info', 'VALID_CHANNELS']

@@ -1,0 +1,88 @@
+r"""Expands a config's sweep (`get_sweep()`) into runs, one workdir per point.
+
+  python launch/sweep.py --config=configs/eeds.py --workdir_root=workdirs/eeds_sweep
+  python launch/sweep.py --config=configs/eeds.py:runlocal --workdir_root=/tmp/s \
+      --print -- --config.train.steps=2000      # one command per line, for a cluster
+
+Runs execute one after another here; flags after `--` go to every run. A run
+whose workdir already finished is resumed by jaxsr.main, i.e. skipped quickly,
+so an interrupted sweep is continued by running the same command again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import pathlib
+import shlex
+import subprocess
+import sys
+
+
+def load_sweep(config: str) -> list[dict]:
+  path = pathlib.Path(config.split(':', 1)[0])
+  if not path.is_file():
+    raise SystemExit(f'error: config file {path} not found')
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, 'get_sweep'):
+    raise SystemExit(f'error: {path} defines no get_sweep()')
+  return module.get_sweep()
+
+
+def _value(v) -> str:
+  if isinstance(v, (tuple, list)):
+    return '(' + ','.join(_value(x) for x in v) + (',)' if len(v) == 1 else ')')
+  return repr(v) if isinstance(v, float) else str(v)
+
+
+def run_name(point: dict) -> str:
+  """'model.name=eed, model.scale=3.0' -> 'name-eed_scale-3'."""
+  parts = []
+  for key, v in point.items():
+    short = key.split('.')[-1]
+    text = _value(v).strip('()').replace(',', '-').rstrip('-')
+    if text.endswith('.0'):
+      text = text[:-2]
+    parts.append(f'{short}-{text}')
+  return '_'.join(parts) or 'default'
+
+
+def commands(config: str, workdir_root: str, extra: list[str]) -> list[tuple[str, list[str]]]:
+  out = []
+  for point in load_sweep(config):
+    name = run_name(point)
+    cmd = [sys.executable, '-m', 'jaxsr.main', f'--config={config}',
+           f'--workdir={pathlib.Path(workdir_root) / name}']
+    cmd += [f'--config.{k}={_value(v)}' for k, v in point.items()] + extra
+    out.append((name, cmd))
+  return out
+
+
+def main(argv=None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  extra = argv[argv.index('--') + 1:] if '--' in argv else []
+  argv = argv[:argv.index('--')] if '--' in argv else argv
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--config', required=True)
+  parser.add_argument('--workdir_root', required=True)
+  parser.add_argument('--print', action='store_true', help='print the commands only')
+  args = parser.parse_args(argv)
+  runs = commands(args.config, args.workdir_root, extra)
+  if args.print:
+    for _, cmd in runs:
+      print(shlex.join(['python'] + cmd[1:]))
+    return 0
+  failed = []
+  for i, (name, cmd) in enumerate(runs):
+    print(f'[{i + 1}/{len(runs)}] {name}', flush=True)
+    if subprocess.run(cmd).returncode != 0:
+      failed.append(name)
+  if failed:
+    print(f'failed runs: {failed}', file=sys.stderr)
+  return 1 if failed else 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

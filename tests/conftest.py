@@ -1,0 +1,39 @@
+"""Test-wide JAX settings: small compile times on the 2-core CI machine."""
+
+import os
+import pathlib
+
+# Must precede the first jax import of the session: 8 CPU devices, so the
+# data-parallel tests can compare 1 and 8 devices in one process.
+if 'xla_force_host_platform_device_count' not in os.environ.get('XLA_FLAGS', ''):
+  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                             ' --xla_force_host_platform_device_count=8').strip()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+# Most tests run tiny shapes, where XLA's optimisation passes cost more
+# than they save.
+jax.config.update('jax_disable_most_optimizations', True)
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def shared_data_dir() -> pathlib.Path | None:
+  """The real benchmark images: $JAXSR_DATA_DIR, else ../shared/datasets."""
+  env = os.environ.get('JAXSR_DATA_DIR')
+  candidates = [pathlib.Path(env)] if env else []
+  candidates.append(REPO_ROOT.parent / 'shared' / 'datasets')
+  for path in candidates:
+    if (path / 'set5').is_dir():
+      return path
+  return None
+
+
+@pytest.fixture
+def data_dir() -> pathlib.Path:
+  path = shared_data_dir()
+  if path is None:
+    pytest.skip('benchmark images not found: set JAXSR_DATA_DIR to a folder '
+                'holding set5/, set14/, b100/ (e.g. ../shared/datasets)')
+  return path
