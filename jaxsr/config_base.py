@@ -142,8 +142,14 @@ def validate(c: ml_collections.ConfigDict, device_count: int) -> None:
     raise ValueError(f'config.optim.schedule.name={c.optim.schedule.name!r}; '
                      f'valid: {optim.SCHEDULES}')
   try:
-    models.get_model(c.model.name, scale=c.model.scale, channels=c.model.channels,
-                     **c.model.kwargs.to_dict())
+    model = models.get_model(c.model.name, scale=c.model.scale,
+                              channels=c.model.channels, **c.model.kwargs.to_dict())
+    # Tracing (not compiling) init surfaces bad field values such as an
+    # unknown upsampling mode.
+    import jax
+    import jax.numpy as jnp
+    jax.eval_shape(model.init, jax.random.key(0),
+                   jnp.zeros((1, 8, 8, c.model.channels), jnp.float32))
   except (ValueError, TypeError) as e:
     raise ValueError(f'config.model.kwargs: {e}') from None
 

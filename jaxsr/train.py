@@ -53,7 +53,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, tx,
     return compute_loss(sr, batch['hr'], loss_kind)
 
   loss, grads = jax.value_and_grad(loss_fn)(state.params)
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
