@@ -26,10 +26,11 @@ def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
 def y_channel(img: np.ndarray) -> np.ndarray:
   """The Y channel in [0, 255] float64 of a uint8 image (H, W, 3) or (H, W, 1).
 
-  A single-channel image (Set14 `bridge`) is taken as R = G = B, i.e. converted
-  to RGB first, so its Y has the same studio-swing range [16, 235] as every
-  other image; that is what the evaluation scripts that produce the published
-  tables do (they call rgb2ycbcr on the 3-channel image).
+  A single-channel image (Set14 `bridge`) is its own Y, full range, with no
+  conversion: the SRCNN/VDSR MATLAB evaluation scripts call rgb2ycbcr only on
+  3-channel images, and the published Set14 tables depend on it (treating
+  `bridge` as R = G = B instead compresses its range to [16, 235] and lifts
+  Set14 bicubic x2 from 30.23 to 30.33 dB).
   """
   img = np.asarray(img)
   if img.dtype != np.uint8:
@@ -37,7 +38,7 @@ def y_channel(img: np.ndarray) -> np.ndarray:
   if img.ndim == 2:
     img = img[..., None]
   if img.shape[-1] == 1:
-    img = np.repeat(img, 3, axis=-1)
+    return img[..., 0].astype(np.float64)
   if img.shape[-1] != 3:
     raise ValueError(f'y_channel expects 1 or 3 channels, got shape {img.shape}')
   return rgb_to_ycbcr(img / 255.0)[..., 0]

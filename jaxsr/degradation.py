@@ -6,7 +6,7 @@ The convention, and why:
   exactly and the SR output aligns pixel for pixel.
 * Y-channel models (channels=1, the SRCNN/VDSR/EEDS setting): Y comes from
   MATLAB's rgb2ycbcr on the uint8 RGB image, which returns Y rounded to uint8
-  levels; a grayscale image is taken as R = G = B. LR = imresize(Y/255, 1/s)
+  levels; a grayscale image is its own Y (`color.y_channel` says why). LR = imresize(Y/255, 1/s)
   in float64 with no rounding, as the SRCNN and VDSR MATLAB test scripts do
   (they call im2double on the Y channel, then imresize). This is the pipeline
   that produces the published bicubic tables: with it, bicubic Set5 x2/x3/x4

@@ -147,7 +147,8 @@ def expand_inputs(patterns: list[str]) -> tuple[list[pathlib.Path], list[tuple[s
     path = pathlib.Path(pattern)
     if path.is_dir():
       found = sorted(p for p in path.iterdir() if p.is_file() and
-                     p.suffix.lower() in image_io.IMAGE_EXTENSIONS)
+                     p.suffix.lower() in image_io.IMAGE_EXTENSIONS and
+                     not p.name.startswith('.'))
       if not found:
         failures.append((pattern, 'folder has no image files ('
                          f'{", ".join(sorted(image_io.IMAGE_EXTENSIONS))})'))

@@ -18,18 +18,20 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 # Published bicubic PSNR / SSIM (Y), e.g. VDSR (Kim et al. 2016), Table 2.
 PUBLISHED = {
     'set5': {2: (33.66, 0.9299), 3: (30.39, 0.8682), 4: (28.42, 0.8104)},
+    'set14': {2: (30.24, 0.8688), 3: (27.55, 0.7742), 4: (26.00, 0.7027)},
     'b100': {2: (29.56, 0.8431), 3: (27.21, 0.7385), 4: (25.96, 0.6675)},
 }
+SIZES = {'set5': 5, 'set14': 14, 'b100': 100}
 
 
-@pytest.mark.parametrize('name', ['set5', 'b100'])
+@pytest.mark.parametrize('name', ['set5', 'set14', 'b100'])
 def test_bicubic_reproduces_the_published_table(name, data_dir):
   evaluator = evaluation.BenchmarkEvaluator(name, [2, 3, 4], channels=1,
                                             data_dir=str(data_dir))
   results = evaluator.bicubic()
   for scale, (psnr, ssim) in PUBLISHED[name].items():
     got = results[f'x{scale}']
-    assert got['n'] == (5 if name == 'set5' else 100)
+    assert got['n'] == SIZES[name]
     assert got['psnr_y'] == pytest.approx(psnr, abs=0.02), (name, scale)
     assert got['ssim_y'] == pytest.approx(ssim, abs=0.002), (name, scale)
 

@@ -19,10 +19,10 @@ def test_y_channel_bt601():
   assert color.y_channel(pixel)[0, 0] == pytest.approx(expected)
 
 
-def test_grayscale_is_taken_as_rgb():
+def test_grayscale_is_its_own_y():
   gray = np.random.default_rng(0).integers(0, 256, (6, 7, 1), dtype=np.uint8)
-  np.testing.assert_allclose(color.y_channel(gray),
-                             color.y_channel(np.repeat(gray, 3, -1)))
+  np.testing.assert_array_equal(color.y_channel(gray), gray[..., 0])
+  np.testing.assert_array_equal(color.y_channel(gray[..., 0]), gray[..., 0])
   with pytest.raises(ValueError, match='1 or 3 channels'):
     color.y_channel(np.zeros((4, 4, 2), np.uint8))
 

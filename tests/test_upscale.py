@@ -39,16 +39,16 @@ def _rgb(h, w, seed=0):
 
 
 @pytest.mark.parametrize('name,scale,channels,overrides', [
-    ('eeds', 2, 1, {'features': 16}),  # receptive radius 10
+    ('eeds', 2, 1, {'features': 8}),  # receptive radius 10
     ('espcn', 3, 3, {'features': (16, 8)}),
 ])
 def test_tiled_equals_whole_image(name, scale, channels, overrides):
   model = models.get_model(name, scale=scale, channels=channels, **overrides)
   params = _init(model)
-  lr = np.random.default_rng(1).random((45, 77, channels)).astype(np.float32)
+  lr = np.random.default_rng(1).random((33, 41, channels)).astype(np.float32)
   whole = tiling.Upscaler(model, params, tile_size=512, overlap=16).upscale(lr)
   tiled = tiling.Upscaler(model, params, tile_size=20, overlap=16).upscale(lr)
-  assert whole.shape == tiled.shape == (45 * scale, 77 * scale, channels)
+  assert whole.shape == tiled.shape == (33 * scale, 41 * scale, channels)
   np.testing.assert_allclose(tiled, whole, atol=1e-4)
   # The plain model on the image mirrored by the overlap, then cropped.
   m, b = 16, 16 * scale
@@ -61,10 +61,10 @@ def test_tiled_equals_whole_image(name, scale, channels, overrides):
 
 
 def test_receptive_radius_is_covered_by_the_default_overlap():
-  model = models.get_model('eeds', scale=2, features=8)
-  assert tiling.measure_receptive_radius(model, _init(model), limit=24) == 10
-  model = models.get_model('edsr_baseline', scale=2, features=4)
-  assert tiling.measure_receptive_radius(model, _init(model), limit=40) == 36
+  model = models.get_model('espcn', scale=2)  # 5×5, 3×3, 3×3 in LR space
+  assert tiling.measure_receptive_radius(model, _init(model), limit=8) == 4
+  model = models.get_model('edsr_baseline', scale=2, features=2)
+  assert tiling.measure_receptive_radius(model, _init(model), limit=38) == 36
   assert tiling.default_overlap('edsr_baseline') >= 36
   assert tiling.default_overlap('eeds') == tiling.DEFAULT_OVERLAP == 16
 
@@ -80,7 +80,7 @@ def test_tiled_bicubic_is_matlab_imresize(scale):
 def test_self_ensemble_averages_the_eight_symmetries():
   model = models.get_model('eeds', scale=2, features=8)
   params = _init(model)
-  lr = np.random.default_rng(3).random((20, 28, 1)).astype(np.float32)
+  lr = np.random.default_rng(3).random((13, 18, 1)).astype(np.float32)
   got = tiling.Upscaler(model, params, overlap=16, self_ensemble=True).upscale(lr)
   padded = np.pad(lr, ((16, 16), (16, 16), (0, 0)), mode='symmetric')
   outputs = []
@@ -227,21 +227,23 @@ def test_every_colour_mode_is_bicubic_with_bicubic_model(channels, tmp_path):
     lr = upscale.read_image_with_alpha(source)
     with Image.open(out / f'{stem}.png') as img:
       sr = np.asarray(img).reshape(shape)
-    reference = imresize(lr / 255.0, 2) * 255
+    reference = np.clip(imresize(lr / 255.0, 2) * 255, 0, 255)
     assert np.abs(sr - reference).max() <= 1.0, stem
 
 
 def test_y_model_keeps_bicubic_chroma():
-  model = models.get_model('ees', scale=2)
-  upscaler = tiling.Upscaler(model, _init(model))
-  rgb = _rgb(20, 24)
+  # Bicubic plus a small random residual: outputs stay in range, unclipped.
+  model = models.get_model('vdsr', scale=2, depth=2, features=4)
+  params = jax.tree.map(lambda p: 0.3 * p, _init(model))
+  upscaler = tiling.Upscaler(model, params)
+  rgb = _rgb(20, 24) // 2 + 64
   prepare, finish = upscale.colour_pipeline(3, 1)
   sr = upscaler.upscale(rgb, prepare=prepare, finish=finish)
   assert sr.shape == (40, 48, 3) and sr.dtype == np.uint8
   ycbcr = color.rgb_to_ycbcr(sr / 255.0)
   bicubic = imresize(color.rgb_to_ycbcr(rgb / 255.0), 2)
   np.testing.assert_allclose(ycbcr[..., 1:], bicubic[..., 1:], atol=1.5)
-  assert np.abs(ycbcr[..., 0] - bicubic[..., 0]).mean() > 5  # Y from the model
+  assert np.abs(ycbcr[..., 0] - bicubic[..., 0]).mean() > 2  # Y from the model
 
 
 # --- bad input -------------------------------------------------------------------
