@@ -11,6 +11,8 @@ peak RSS − RSS before upscaling − SR bytes. It grows with the tile size and
 stays flat as the image grows (the 4000² and 8000² rows at one tile size).
 The first run is the whole command path (`upscale.upscale_file`: read the
 PNG, upscale, write the PNG); the others upscale an image held in memory.
+Writing a 16000² PNG with Pillow needs the SR array and Pillow's 4-byte-a-
+pixel copy of it (~1.7 GB together), whatever the tiling.
 
 The model is ESPCN ×2 on Y with random weights (time and memory do not
 depend on the weights), with Cb/Cr upscaled by bicubic as for any Y model;
@@ -35,6 +37,16 @@ import numpy as np
 
 RESULTS = pathlib.Path(__file__).resolve().parent / 'results' / 'upscale_large.json'
 MB = 2**20
+NOTES = [
+    'working memory grows with the tile size (in-memory rows at 8000²) and '
+    'not with the image (4000² and 8000² at tile 256)',
+    'read + write PNG: the extra memory is Pillow, not the tiles: decoding '
+    'holds the input at 4 bytes a pixel plus its array, and the PNG encoder '
+    'copies the SR image at 4 bytes a pixel (16000² -> 977 MB) next to the '
+    '732 MB array',
+    'one compilation per run: every tile has the same bucketed shape',
+    'times from a 2-core CPU shared with other jobs: indicative only',
+]
 
 
 def _rss_mb() -> float:
@@ -150,12 +162,13 @@ def main() -> None:
       'device': f'{platform.processor() or platform.machine()}, '
                 f'{os.cpu_count()} cores, jax {jax.__version__} CPU',
       'working_mb': 'peak RSS - RSS before upscaling - SR image bytes',
+      'notes': NOTES,
       'runs': rows,
       'table': lines,
   }
   out = pathlib.Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text(json.dumps(result, indent=2) + '\n')
+  out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + '\n')
   print(f'wrote {out}')
 
 

@@ -15,6 +15,10 @@ import ml_collections
 LOSSES = ('mse', 'l1')
 
 
+class ConfigError(ValueError):
+  """An invalid config; the message names the key."""
+
+
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
   """'variant=ees,scale=3,runlocal' -> ConfigDict, typed like the defaults.
 
@@ -25,7 +29,7 @@ def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
     key, _, value = item.partition('=')
     key = key.strip()
     if key not in defaults:
-      raise ValueError(f'config argument {key!r} is not one of {sorted(defaults)}')
+      raise ConfigError(f'config argument {key!r} is not one of {sorted(defaults)}')
     default = defaults[key]
     if not _:
       out[key] = True
@@ -102,44 +106,44 @@ def validate(c: ml_collections.ConfigDict, device_count: int) -> None:
   try:
     info = models.model_info(c.model.name)
   except ValueError as e:
-    raise ValueError(f'config.model.name: {e}') from None
+    raise ConfigError(f'config.model.name: {e}') from None
   if c.model.channels not in (1, 3):
-    raise ValueError(f'config.model.channels={c.model.channels}; valid: 1 (Y) or 3 (RGB)')
+    raise ConfigError(f'config.model.channels={c.model.channels}; valid: 1 (Y) or 3 (RGB)')
   scales = train_scales(c)
   for s in scales:
     if info.scales != 'any' and s not in info.scales:
-      raise ValueError(f'config.data.scales / config.model.scale: x{s:g} is not '
+      raise ConfigError(f'config.data.scales / config.model.scale: x{s:g} is not '
                        f'supported by {c.model.name}; valid: {info.scales}')
     if not float(s).is_integer():
-      raise ValueError(f'config.data.scales: training needs integer scales, got {s}')
+      raise ConfigError(f'config.data.scales: training needs integer scales, got {s}')
   if len(scales) > 1 and not info.works_on_bicubic:
-    raise ValueError(f'config.data.scales={scales}: {c.model.name} upsamples with a '
+    raise ConfigError(f'config.data.scales={scales}: {c.model.name} upsamples with a '
                      'learned stride, so one model serves one scale; only models on '
                      'the bicubic input train on several scales')
   patch, hr_patch = c.data.patch_size, c.data.hr_patch_size
   if patch < 0 or hr_patch < 0 or not (patch or hr_patch):
-    raise ValueError('config.data.patch_size (LR) or config.data.hr_patch_size must be > 0')
+    raise ConfigError('config.data.patch_size (LR) or config.data.hr_patch_size must be > 0')
   for s in scales:
     lr_side = patch or round(hr_patch / s)
     if lr_side < 1:
-      raise ValueError(f'config.data.hr_patch_size={hr_patch} is smaller than the '
+      raise ConfigError(f'config.data.hr_patch_size={hr_patch} is smaller than the '
                        f'scale x{s:g}: no LR pixel fits')
   if c.train.batch_size < 1 or c.train.batch_size % device_count:
-    raise ValueError(f'config.train.batch_size={c.train.batch_size} must be a positive '
+    raise ConfigError(f'config.train.batch_size={c.train.batch_size} must be a positive '
                      f'multiple of the device count ({device_count})')
   if c.train.steps < 0:
-    raise ValueError(f'config.train.steps={c.train.steps} must be >= 0')
+    raise ConfigError(f'config.train.steps={c.train.steps} must be >= 0')
   if c.train.loss not in LOSSES:
-    raise ValueError(f'config.train.loss={c.train.loss!r}; valid: {LOSSES}')
+    raise ConfigError(f'config.train.loss={c.train.loss!r}; valid: {LOSSES}')
   for key in ('checkpoint.every', 'eval.every', 'train.log_every'):
     group, name = key.split('.')
     if c[group][name] < 1:
-      raise ValueError(f'config.{key}={c[group][name]} must be >= 1')
+      raise ConfigError(f'config.{key}={c[group][name]} must be >= 1')
   from jaxsr import optim
   if c.optim.name not in optim.OPTIMIZERS:
-    raise ValueError(f'config.optim.name={c.optim.name!r}; valid: {optim.OPTIMIZERS}')
+    raise ConfigError(f'config.optim.name={c.optim.name!r}; valid: {optim.OPTIMIZERS}')
   if c.optim.schedule.name not in optim.SCHEDULES:
-    raise ValueError(f'config.optim.schedule.name={c.optim.schedule.name!r}; '
+    raise ConfigError(f'config.optim.schedule.name={c.optim.schedule.name!r}; '
                      f'valid: {optim.SCHEDULES}')
   try:
     model = models.get_model(c.model.name, scale=c.model.scale,
@@ -151,7 +155,7 @@ def validate(c: ml_collections.ConfigDict, device_count: int) -> None:
     jax.eval_shape(model.init, jax.random.key(0),
                    jnp.zeros((1, 8, 8, c.model.channels), jnp.float32))
   except (ValueError, TypeError) as e:
-    raise ValueError(f'config.model.kwargs: {e}') from None
+    raise ConfigError(f'config.model.kwargs: {e}') from None
 
 
 # Sweeps: lists of {dotted config key: value} override dictionaries.

@@ -44,7 +44,11 @@ def main(argv):
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value,
                                process_id=_PROCESS_ID.value)
-  from jaxsr import train  # after jax.distributed, which must precede device use
+  # After jax.distributed, which must precede any use of devices.
+  from jaxsr import config_base
+  from jaxsr import datasets
+  from jaxsr import image_io
+  from jaxsr import train
   config = _CONFIG.value
   if _DATA_DIR.value:
     with config.unlocked():
@@ -54,7 +58,8 @@ def main(argv):
                jax.device_count(), jax.devices()[0].platform)
   try:
     metrics = train.train_and_evaluate(config, _WORKDIR.value)
-  except (ValueError, train.NonFiniteError) as e:
+  except (config_base.ConfigError, datasets.DatasetError, image_io.ImageReadError,
+          train.NonFiniteError) as e:
     logging.error('%s', e)
     raise SystemExit(f'error: {e}') from None
   if jax.process_index() == 0:

@@ -91,7 +91,12 @@ def _round_up(n: int, multiple: int) -> int:
 
 
 def lr_step(scale: float) -> int:
-  """The smallest number of LR pixels that maps to a whole number of SR pixels."""
+  """The smallest number of LR pixels that maps to a whole number of SR pixels.
+
+  For a scale p/q, tiles start at multiples of q so that each covers whole SR
+  pixels; bicubic-input models then resize each tile by exactly p/q, MATLAB's
+  imresize(img, scale) convention.
+  """
   ratio = fractions.Fraction(float(scale)).limit_denominator(BUCKET)
   if abs(float(ratio) - float(scale)) > 1e-9:
     raise ValueError(f'tiling needs a scale p/q with q <= {BUCKET}, got {scale}')

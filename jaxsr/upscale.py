@@ -14,8 +14,9 @@ shipped EEDS.
 
 Colour: a Y model (channels=1, the papers' setting) upscales BT.601 Y and the
 chroma Cb/Cr by bicubic; an RGB model upscales RGB. Grayscale stays
-grayscale, alpha is upscaled by bicubic, and palette, 16-bit, CMYK and EXIF
-orientation are normalised by `image_io.read_image`.
+grayscale (a Y model takes it as its own Y), alpha is upscaled by bicubic,
+and palette, 16-bit, CMYK and EXIF orientation are normalised by
+`image_io.read_image`.
 
 Images of any size run in tiles (`jaxsr.tiling`: --tile_size, --tile_overlap).
 A bad file (missing, unreadable, not an image, truncated), a directory matched
@@ -77,11 +78,10 @@ def colour_pipeline(image_channels: int, model_channels: int
                                Callable[[np.ndarray], np.ndarray]]:
   """(prepare, finish) for `Upscaler.upscale`: uint8 tiles <-> model space.
 
-  The model input is Y (model_channels=1, BT.601 studio swing as in
-  training) or RGB in [0, 1], followed by what bicubic upscales: Cb, Cr for
-  a Y model on a colour image, then alpha. A gray image is R = G = B: a Y
-  model sees its Y (its chroma is constant), an RGB model its three equal
-  channels, averaged back to gray.
+  The model input in [0, 1] is, for a Y model (model_channels=1), BT.601 Y of
+  a colour image followed by its Cb, Cr (which bicubic upscales), or a gray
+  image itself (its own Y, as `color.y_channel` takes it); for an RGB model,
+  RGB, gray being R = G = B and averaged back. Alpha comes last (bicubic).
   """
   if image_channels not in (1, 2, 3, 4) or model_channels not in (1, 3):
     raise ValueError(f'cannot upscale {image_channels} channels with a '
@@ -89,23 +89,24 @@ def colour_pipeline(image_channels: int, model_channels: int
   is_colour = image_channels >= 3
   has_alpha = image_channels in (2, 4)
   pixels = 3 if is_colour else 1
-  # Channels of the SR tile before alpha.
-  main = 1 if model_channels == 1 and not is_colour else 3
+  ycbcr = model_channels == 1 and is_colour
+  main = 3 if is_colour or model_channels == 3 else 1  # SR channels before alpha
 
   def prepare(tile: np.ndarray) -> np.ndarray:
-    rgb = color.to_rgb(tile[..., :pixels]) / 255.0
-    x = color.rgb_to_ycbcr(rgb)[..., :main] / 255.0 if model_channels == 1 else rgb
+    x = tile[..., :pixels] / 255.0
+    if ycbcr:
+      x = color.rgb_to_ycbcr(x) / 255.0
+    elif model_channels == 3:
+      x = color.to_rgb(x)
     if has_alpha:
       x = np.concatenate([x, tile[..., -1:] / 255.0], axis=-1)
     return x.astype(np.float32)
 
   def finish(sr: np.ndarray) -> np.ndarray:
     x = np.asarray(sr[..., :main], np.float64)
-    if model_channels == 1:
-      if main == 1:  # Gray: Cb = Cr = 128.
-        x = np.concatenate([x, np.full(x.shape[:2] + (2,), 128 / 255)], axis=-1)
+    if ycbcr:
       x = color.ycbcr_to_rgb(x * 255.0)
-    if not is_colour:
+    elif not is_colour and main == 3:
       x = x.mean(axis=-1, keepdims=True)
     if has_alpha:
       x = np.concatenate([x, sr[..., -1:]], axis=-1)
@@ -167,8 +168,10 @@ def expand_inputs(patterns: list[str]) -> tuple[list[pathlib.Path], list[tuple[s
           files.append(match)
     else:
       failures.append((pattern, 'no such file or folder'))
-  unique = list(dict.fromkeys(files))
-  return unique, failures
+  unique = {}
+  for f in files:  # The same file given twice is one input.
+    unique.setdefault(f.resolve(), f)
+  return list(unique.values()), failures
 
 
 def output_paths(files: list[pathlib.Path], out: str, fmt: str
@@ -222,6 +225,7 @@ def upscale_file(source: pathlib.Path, dest: pathlib.Path,
   prepare, finish = colour_pipeline(image.shape[-1], upscaler.model.channels)
   sr = upscaler.upscale(image, prepare=prepare, finish=finish,
                         progress=_tile_progress)
+  del image  # Encoding copies sr (Pillow keeps 4 bytes a pixel): free what we can.
   image_io.write_image(dest, sr, overwrite=overwrite)
   return sr.shape
 

@@ -246,6 +246,13 @@ def test_y_model_keeps_bicubic_chroma():
   assert np.abs(ycbcr[..., 0] - bicubic[..., 0]).mean() > 2  # Y from the model
 
 
+def test_gray_is_its_own_y():
+  gray = _rgb(5, 7)[..., :1]
+  prepare, finish = upscale.colour_pipeline(1, 1)
+  np.testing.assert_allclose(prepare(gray), gray / 255.0, atol=1e-7)
+  np.testing.assert_array_equal(finish(gray / 255.0), gray)
+
+
 # --- bad input -------------------------------------------------------------------
 
 

@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   try:
     if args.command == 'list':
+      if not available(args.dir):
+        print(f'no pretrained weights in {_folder(args.dir)}')
       for name, scale in available(args.dir):
         meta = _read_meta(args.dir, name, scale)
         print(f'{file_stem(name, scale)}: {meta["model"]} x{scale:g}, '
