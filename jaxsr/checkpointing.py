@@ -10,12 +10,24 @@ the half-written one is ignored on restore.
 
 from __future__ import annotations
 
+import logging
 import pathlib
 from typing import Any
 
+from absl import logging as absl_logging
 from etils import epath
 import jax
 import orbax.checkpoint as ocp
+
+
+class _DropOrbaxInfo(logging.Filter):
+  """Orbax logs every save and restore at INFO; keep its warnings only."""
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or '/orbax/' not in record.pathname
+
+
+absl_logging.get_absl_handler().addFilter(_DropOrbaxInfo())
 
 
 class Checkpointer:

@@ -76,16 +76,55 @@ def bicubic_predict(lr: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
   return np.stack([imresize(x, output_size=output_size) for x in lr])
 
 
-def model_predict(model, params) -> Predict:
-  """A predict function from a Flax model and its variables (jit per shape)."""
+# model_predict's default `bucket`: 0, every LR shape as it is. Measured on
+# the 2-core CPU (benchmarks/RESULTS.md): bucket=128 compiles Set5 in 3, 2, 1
+# shapes at x2, x3, x4 instead of 5, but the padded pixels cost more time
+# than the compilations save for VDSR and EEDS (compiled once a process), and
+# move PSNR by up to +0.007 dB (trained EEDS, Set14).
+EVAL_BUCKET = 0
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_apply(model):
+  """One jitted forward per model (params an argument): compiled once per
+  shape for the life of the process, not once per `model_predict`."""
   import jax
 
-  @functools.partial(jax.jit, static_argnums=1)
-  def apply(lr, output_size):
+  @functools.partial(jax.jit, static_argnums=2)
+  def apply(params, lr, output_size):
     return model.apply(params, lr, output_size=output_size)
+  return apply
+
+
+def model_predict(model, params, *, bucket: int = EVAL_BUCKET) -> Predict:
+  """A predict function from a Flax model and its variables (jit per shape).
+
+  bucket > 0: an LR image is padded at its bottom and right, by MATLAB's
+  symmetric extension (`tiling.mirror_indices`, as the tiled upscaler), to
+  sides that are multiples of `bucket`, run, and the SR cropped back, so
+  images of similar sizes share one compilation. Only when the requested
+  size is exactly scale × the LR size (any integer scale; else unpadded).
+  The pixels near the bottom and right borders (within the model's receptive
+  field) then see the mirrored image instead of the convolutions' zero
+  padding: a small change (measured in benchmarks/RESULTS.md); bicubic is
+  unchanged. bucket=0 runs every shape as it is.
+  """
+  from jaxsr import tiling
+  apply = _jitted_apply(model)
+  scale = float(model.scale)
 
   def predict(lr, output_size):
-    return np.asarray(apply(lr, tuple(int(v) for v in output_size)))
+    size = tuple(int(v) for v in output_size)
+    h, w = lr.shape[1:3]
+    padded = tuple(tiling._round_up(n, bucket) for n in (h, w)) if bucket else (h, w)
+    if (padded != (h, w) and size == (scale * h, scale * w)
+        and all(float(scale * n).is_integer() for n in padded)):
+      rows = tiling.mirror_indices(0, padded[0], h)
+      cols = tiling.mirror_indices(0, padded[1], w)
+      lr = np.asarray(lr)[:, rows[:, None], cols[None, :]]
+      out = apply(params, lr, tuple(int(scale * n) for n in padded))
+      return np.asarray(out)[:, :size[0], :size[1]]
+    return np.asarray(apply(params, lr, size))
   return predict
 
 

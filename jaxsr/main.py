@@ -25,19 +25,7 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process index.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-def _quiet_orbax() -> None:
-  """Orbax logs every save step at INFO; keep its warnings only."""
-  import logging as std_logging
-
-  class DropOrbaxInfo(std_logging.Filter):
-    def filter(self, record):
-      return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
-
-  logging.get_absl_handler().addFilter(DropOrbaxInfo())
-
-
 def main(argv):
-  _quiet_orbax()
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if _MULTIHOST.value or _COORDINATOR.value:

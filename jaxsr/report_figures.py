@@ -1,11 +1,17 @@
-"""The figures of `jaxsr.report`: convergence curves and visual comparisons."""
+"""The figures of `jaxsr.report`: convergence curves and visual comparisons.
+
+Every PSNR/SSIM shown is computed by the evaluation protocol itself
+(`degradation.make_pair`, `evaluation.bicubic_predict`, `degradation.score`);
+Y-channel results are shown in colour with the chroma of the bicubic image.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 import pathlib
-from typing import Sequence
+import sys
+from typing import Callable, Sequence
 
 import matplotlib
 
@@ -17,76 +23,133 @@ from jaxsr import color  # noqa: E402
 from jaxsr import datasets  # noqa: E402
 from jaxsr import degradation  # noqa: E402
 from jaxsr import evaluation  # noqa: E402
+from jaxsr import metrics  # noqa: E402
 from jaxsr.imresize import imresize  # noqa: E402
 
+SET_TITLES = {'set5': 'Set5', 'set14': 'Set14', 'b100': 'B100', 'urban100': 'Urban100'}
 
-def convergence_plot(runs: Sequence[dict], path: pathlib.Path) -> None:
-  """Eval PSNR of the first evaluated set against wall-clock time and step."""
-  fig, (ax_time, ax_step) = plt.subplots(1, 2, figsize=(11, 4))
-  key = None
+# PNG metadata off, so the same inputs give the same bytes.
+_SAVE = {'dpi': 110, 'metadata': {'Software': None}}
+
+
+def set_title(name: str) -> str:
+  """'Set5' for 'set5'; a folder set by its folder name."""
+  return SET_TITLES.get(name, pathlib.Path(name).name)
+
+
+def _warn(message: str) -> None:
+  print(f'warning: {message}', file=sys.stderr, flush=True)
+
+
+# --- Convergence ---
+
+def _eval_key(run: dict, set_name: str) -> str | None:
+  """eval/<set>/psnr_y of the preferred set if logged, else of the first set logged."""
+  keys = [k for r in run['rows'] for k in r
+          if k.startswith('eval/') and k.endswith('/psnr_y') and k.count('/') == 2]
+  preferred = f'eval/{set_name}/psnr_y'
+  return preferred if preferred in keys else (keys[0] if keys else None)
+
+
+def convergence_plot(runs: Sequence[dict], path: pathlib.Path,
+                     set_name: str = 'set5') -> None:
+  """Eval PSNR (Y) against training wall-clock time and step, one line per run.
+
+  The first scale of each run is plotted (metrics.jsonl's eval/<set>/psnr_y);
+  a dashed line marks bicubic for each set and scale. Runs without eval rows
+  are named in a note.
+  """
+  series, skipped = [], []
   for run in runs:
-    rows = [r for r in run['rows'] if any(k.endswith('/psnr_y') for k in r)]
-    if not rows:
+    key = _eval_key(run, set_name)
+    if key is None:
+      skipped.append(run['label'])
       continue
-    key = key or next(k for k in rows[0] if k.startswith('eval/') and k.count('/') == 2
-                      and k.endswith('/psnr_y'))
-    rows = [r for r in rows if key in r]
-    minutes = [r.get('train/elapsed_s', 0.0) / 60 for r in rows]
-    ax_time.plot(minutes, [r[key] for r in rows], marker='o', label=run['label'])
-    ax_step.plot([r['step'] for r in rows], [r[key] for r in rows], marker='o',
-                 label=run['label'])
+    rows = [r for r in run['rows'] if key in r]
+    series.append((run, key, rows))
+  if skipped:
+    _warn(f'no eval rows in metrics.jsonl: {", ".join(skipped)} (left out of '
+          f'{path.name})')
+  longest = max((r.get('train/elapsed_s', 0.0) for _, _, rows in series for r in rows),
+                default=0.0)
+  unit, div = (('s', 1) if longest < 300 else ('min', 60) if longest < 3 * 3600
+               else ('h', 3600))
+  many_scales = len({run['scales'][0] for run, _, _ in series}) > 1
+  many_sets = len({key for _, key, _ in series}) > 1
+  fig, (ax_time, ax_step) = plt.subplots(1, 2, figsize=(12.5, 4.2), sharey=True)
+  baselines = {}
+  for run, key, rows in series:
+    notes = ([f'×{run["scales"][0]:g}'] if many_scales else []) + (
+        [set_title(key.split('/')[1])] if many_sets else [])
+    label = run['label'] + (f' ({", ".join(notes)})' if notes else '')
+    psnr = [r[key] for r in rows]
+    line, = ax_time.plot([r.get('train/elapsed_s', 0.0) / div for r in rows], psnr,
+                         marker='o', markersize=3, label=label)
+    ax_step.plot([r['step'] for r in rows], psnr, marker='o', markersize=3,
+                 color=line.get_color(), label=label)
     bicubic = rows[-1].get(key.replace('/psnr_y', '/bicubic_psnr_y'))
-  if key is None:
-    plt.close(fig)
-    raise ValueError('no run has evaluation rows in metrics.jsonl')
-  for ax, xlabel in ((ax_time, 'training time (min)'), (ax_step, 'step')):
     if bicubic is not None:
-      ax.axhline(bicubic, color='gray', linestyle='--', label='bicubic')
+      baselines[(key.split('/')[1], run['scales'][0])] = bicubic
+  for (set_key, scale), value in sorted(baselines.items()):
+    text = f'bicubic ×{scale:g}' + (f' {set_title(set_key)}' if many_sets else '')
+    for ax in (ax_time, ax_step):
+      ax.axhline(value, color='gray', linestyle='--', linewidth=1)
+      ax.annotate(text, (1, value), xycoords=('axes fraction', 'data'),
+                  xytext=(-4, -3), textcoords='offset points', ha='right', va='top',
+                  fontsize=8, color='gray')
+  sets = sorted({key.split('/')[1] for _, key, _ in series})
+  title = ', '.join(set_title(s) for s in sets) or set_title(set_name)
+  ax_time.set_ylabel(f'PSNR (Y, dB) on {title}')
+  for ax, xlabel in ((ax_time, f'training wall-clock time ({unit})'),
+                     (ax_step, 'training step')):
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(f'PSNR (Y, dB) on {key.split("/")[1]}')
+    ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
-  ax_step.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  ax_step.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+  if series:
+    ax_step.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.02, 1),
+                   borderaxespad=0)
+  note = 'no evaluation rows in metrics.jsonl' if not series else (
+      f'no eval rows: {", ".join(skipped)}' if skipped else '')
+  if note:
+    fig.text(0.5, 0.01, note, ha='center', fontsize=8, color='gray')
+  fig.suptitle(f'Convergence: {title} PSNR during training')
+  fig.tight_layout(rect=(0, 0.03, 1, 1))
+  fig.savefig(path, **_SAVE)
   plt.close(fig)
 
 
-def _default_image(sets: Sequence[str], data_dir: str | None) -> tuple[str, np.ndarray]:
-  for name in sets:
+# --- Images ---
+
+def load_image(image: str | None, sets: Sequence[str],
+               data_dir: str | None) -> tuple[str, np.ndarray]:
+  """(name, uint8 image): --image, else Set5 butterfly, else a set's first image."""
+  if image:
+    from jaxsr import image_io
+    return pathlib.Path(image).stem, image_io.read_image(image)
+  for name in list(sets) + ['embedded_test']:
     if datasets.has_dataset(name, data_dir):
       image_set = datasets.get_dataset(name, data_dir)
       names = list(image_set.image_names)
       i = names.index('butterfly') if 'butterfly' in names else 0
       return names[i], image_set.load(i)
-  image_set = datasets.get_dataset('embedded_test')
-  return image_set.image_names[0], image_set.load(0)
+  raise ValueError('no image for the figures')
 
 
-def _load_image(image: str | None, sets, data_dir) -> tuple[str, np.ndarray]:
-  if image:
-    from jaxsr import image_io
-    return pathlib.Path(image).stem, image_io.read_image(image)
-  return _default_image(sets, data_dir)
-
-
-def _colourise(sr: np.ndarray, chroma_from: np.ndarray) -> np.ndarray:
-  """A Y-channel result (H, W, 1) in [0, 1] with the Cb/Cr of an RGB uint8 image."""
-  if sr.shape[-1] == 3:
-    return evaluation_uint8(sr)
-  ycbcr = color.rgb_to_ycbcr(color.to_rgb(chroma_from) / 255.0)
+def display_rgb(sr: np.ndarray, chroma_rgb: np.ndarray, gray: bool) -> np.ndarray:
+  """uint8 RGB for display: a Y result gets the Cb/Cr of `chroma_rgb` (uint8)."""
+  if sr.shape[-1] == 3 or gray:
+    return color.to_rgb(metrics.to_uint8(np.clip(sr, 0, 1)))
+  ycbcr = color.rgb_to_ycbcr(chroma_rgb / 255.0)
   ycbcr[..., 0] = np.clip(np.round(sr[..., 0] * 255), 0, 255)
-  return evaluation_uint8(np.clip(color.ycbcr_to_rgb(ycbcr), 0, 1))
+  return metrics.to_uint8(np.clip(color.ycbcr_to_rgb(ycbcr), 0, 1))
 
 
-def evaluation_uint8(img: np.ndarray) -> np.ndarray:
-  return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
-
-
-def _texture_crop(img: np.ndarray, frac: float = 0.3) -> tuple[int, int, int]:
+def texture_crop(img: np.ndarray, frac: float = 0.3) -> tuple[int, int, int]:
   """(top, left, side) of the square with the most gradient energy."""
   y = color.y_channel(color.to_rgb(img))
   energy = np.abs(np.diff(y, axis=0))[:, :-1] + np.abs(np.diff(y, axis=1))[:-1]
-  side = max(8, int(min(img.shape[:2]) * frac))
+  side = max(8, int(min(energy.shape) * frac))
   integral = np.pad(energy, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
   sums = (integral[side:, side:] - integral[:-side, side:] - integral[side:, :-side]
           + integral[:-side, :-side])
@@ -94,82 +157,126 @@ def _texture_crop(img: np.ndarray, frac: float = 0.3) -> tuple[int, int, int]:
   return int(top), int(left), side
 
 
-def _panel_figure(panels: list[tuple[str, np.ndarray]], path: pathlib.Path,
-                  crop: tuple[int, int, int]) -> None:
+def run_caption(run: dict) -> str:
+  """The run's label, with its model when the label does not say it."""
+  model = run['config']['model']['name']
+  return run['label'] if run['label'] == model else f'{run["label"]} ({model})'
+
+
+def caption(label: str, score: dict | None) -> str:
+  if score is None:
+    return f'{label}\n(reference)'
+  return f'{label}\n{score["psnr_y"]:.2f} dB / {score["ssim_y"]:.4f}'
+
+
+def panel_figure(blocks: list[tuple[str, list[tuple[str, np.ndarray]]]],
+                 path: pathlib.Path, crop: tuple[int, int, int], title: str) -> None:
+  """Per block (row label, [(caption, uint8 RGB)]): full images, then the crop zoomed."""
   top, left, side = crop
-  fig, axes = plt.subplots(2, len(panels), figsize=(3.2 * len(panels), 6.6), squeeze=False)
-  for col, (caption, img) in enumerate(panels):
-    axes[0, col].imshow(img, cmap='gray' if img.shape[-1] == 1 else None)
-    axes[0, col].add_patch(plt.Rectangle((left, top), side, side, fill=False,
-                                         edgecolor='red', linewidth=1.5))
-    axes[1, col].imshow(img[top:top + side, left:left + side],
-                        interpolation='nearest')
-    axes[0, col].set_title(caption, fontsize=9)
-    for ax in axes[:, col]:
-      ax.set_xticks([])
-      ax.set_yticks([])
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  cols = max(len(panels) for _, panels in blocks)
+  h, w = blocks[0][1][0][1].shape[:2]
+  cell = 2.7
+  fig, axes = plt.subplots(
+      2 * len(blocks), cols, squeeze=False,
+      figsize=(cell * cols, len(blocks) * cell * (min(h / w, 1.5) + 1) + 0.5),
+      gridspec_kw={'height_ratios': [min(h / w, 1.5), 1] * len(blocks)})
+  for b, (row_label, panels) in enumerate(blocks):
+    full, zoom = axes[2 * b], axes[2 * b + 1]
+    for col in range(cols):
+      for ax in (full[col], zoom[col]):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if col >= len(panels):
+          ax.axis('off')
+      if col >= len(panels):
+        continue
+      text, img = panels[col]
+      full[col].imshow(img)
+      full[col].add_patch(plt.Rectangle((left - 0.5, top - 0.5), side, side, fill=False,
+                                        edgecolor='red', linewidth=1.2))
+      full[col].set_title(text, fontsize=9)
+      zoom[col].imshow(img[top:top + side, left:left + side], interpolation='nearest')
+      for spine in zoom[col].spines.values():
+        spine.set_edgecolor('red')
+    full[0].set_ylabel(row_label, fontsize=11)
+    zoom[0].set_ylabel('zoom', fontsize=9)
+  fig.suptitle(title, fontsize=11)
+  fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+  fig.savefig(path, **_SAVE)
   plt.close(fig)
+
+
+def _bicubic_panel(hr: np.ndarray, scale: float, name: str, gray: bool):
+  """(Y pair, bicubic chroma source, panel) at `scale` by the evaluation protocol."""
+  pair = degradation.make_pair(hr, scale, 1, name)
+  size = pair.target.shape[:2]
+  bicubic = evaluation.bicubic_predict(pair.lr[None], size)[0]
+  lr_rgb = imresize(color.to_rgb(degradation.modcrop(hr, scale)), 1 / scale)
+  chroma = imresize(lr_rgb, output_size=size)
+  return pair, chroma, (caption(f'bicubic ×{scale:g}', degradation.score(bicubic, pair)),
+                        display_rgb(bicubic, chroma, gray))
+
+
+def image_key(name: str, hr: np.ndarray) -> str:
+  """'butterfly-1a2b3c4d': the image's name and a digest of its pixels."""
+  return f'{name}-{hashlib.sha1(np.ascontiguousarray(hr).tobytes()).hexdigest()[:8]}'
+
+
+def cached_output(run: dict, key: str, compute: Callable[[], tuple[np.ndarray, dict]]
+                  ) -> tuple[np.ndarray, dict] | None:
+  """(uint8 RGB panel, score) of a run's output for a figure, or None.
+
+  Cached as <workdir>/report_cache/<key>.png (lossless) and .json with the
+  checkpoint step, like benchmark.json: figures are redrawn exactly from
+  committed runs without their checkpoints, and recomputed when the run's
+  best checkpoint changes (or run['reevaluate'] is set).
+  """
+  from PIL import Image
+  step = run['checkpoint_step']
+  png = run['workdir'] / 'report_cache' / f'{key}.png'
+  meta = png.with_suffix('.json')
+  if png.exists() and meta.exists() and not run.get('reevaluate'):
+    cached = json.loads(meta.read_text())
+    if step is None or cached['step'] == step:
+      return np.asarray(Image.open(png).convert('RGB')), cached['score']
+  if step is None:
+    return None
+  img, score = compute()
+  png.parent.mkdir(exist_ok=True)
+  Image.fromarray(img).save(png)
+  meta.write_text(json.dumps({'step': step, 'score': score}, indent=2) + '\n')
+  return img, score
 
 
 def comparison_figure(runs: Sequence[dict], path: pathlib.Path, *, image: str | None,
                       sets: Sequence[str], data_dir: str | None) -> None:
-  """HR | bicubic | each run, with a zoomed crop and each image's PSNR (Y)."""
+  """HR | bicubic | each run, one block per scale, with a zoomed crop and PSNR/SSIM."""
   from jaxsr import evaluate
-  name, hr = _load_image(image, sets, data_dir)
-  scale = runs[0]['config']['model']['scale']
-  hr = color.to_rgb(degradation.modcrop(hr, scale))
-  lr_rgb = imresize(hr, 1 / scale)
-  bicubic_rgb = imresize(lr_rgb, output_size=hr.shape[:2])
-  y_pair = degradation.make_pair(hr, scale, 1, name)
-  bicubic_score = degradation.score(
-      evaluation.bicubic_predict(y_pair.lr[None], hr.shape[:2])[0], y_pair)
-  panels = [(f'HR ({name})', hr),
-            (f'bicubic {bicubic_score["psnr_y"]:.2f} dB', bicubic_rgb)]
-  for run in runs:
-    if run['config']['model']['scale'] != scale:
-      continue
-    _, model, params, _ = evaluate.load_trained(str(run['workdir']), None, None)
+  name, hr = load_image(image, sets, data_dir)
+  gray = hr.shape[-1] == 1
+  loaded = {}
+
+  def output(run, scale, chroma):
+    if run['label'] not in loaded:
+      loaded[run['label']] = evaluate.load_trained(str(run['workdir']), None, None)
+    _, model, params, _ = loaded[run['label']]
     pair = degradation.make_pair(hr, scale, model.channels, name)
-    sr = evaluation.model_predict(model, params)(pair.lr[None], hr.shape[:2])[0]
-    psnr = degradation.score(sr, pair)['psnr_y']
-    panels.append((f'{run["label"]} {psnr:.2f} dB', _colourise(sr, bicubic_rgb)))
-  _panel_figure(panels, path, _texture_crop(hr))
+    sr = evaluation.model_predict(model, params)(pair.lr[None], pair.target.shape[:2])[0]
+    return display_rgb(sr, chroma, gray), degradation.score(sr, pair)
 
-
-def scale030_experiment(run: dict, out: pathlib.Path, *, image: str | None,
-                        data_dir: str | None) -> dict:
-  """The VDSR paper's figure: LR = imresize(HR, 0.30), rebuilt at the HR size."""
-  from jaxsr import evaluate
-  factor = 0.30
-  name, hr = _load_image(image, ['set5', 'set14'], data_dir)
-  hr = color.to_rgb(hr)
-  _, model, params, _ = evaluate.load_trained(str(run['workdir']), None, None)
-  if model.channels != 1:
-    raise ValueError('the 0.30 experiment is defined on the Y channel: use a '
-                     'channels=1 run')
-  target = degradation.hr_target(hr, 1)
-  lr = imresize(target / 255.0, factor).astype(np.float32)
-  size = hr.shape[:2]
-  model = model.clone(scale=1 / factor)
-  pair = degradation.SRPair(name=name, lr=lr, target=target, scale=1 / factor)
-  bicubic = evaluation.bicubic_predict(lr[None], size)[0]
-  sr = evaluation.model_predict(model, params)(lr[None], size)[0]
-  results = {'image': name, 'factor': factor, 'hr_size': list(size),
-             'lr_size': list(lr.shape[:2]), 'crop_border': pair.crop_border,
-             'bicubic': degradation.score(bicubic, pair),
-             run['label']: degradation.score(sr, pair)}
-  out.mkdir(parents=True, exist_ok=True)
-  lr_rgb = imresize(hr, factor)
-  bicubic_rgb = imresize(lr_rgb, output_size=size)
-  up = math.ceil(1 / factor)
-  lr_show = np.repeat(np.repeat(lr_rgb, up, 0), up, 1)[:size[0], :size[1]]
-  panels = [('HR', hr), (f'LR ×{factor} (nearest)', lr_show),
-            (f'bicubic {results["bicubic"]["psnr_y"]:.2f} dB', bicubic_rgb),
-            (f'{run["label"]} {results[run["label"]]["psnr_y"]:.2f} dB',
-             _colourise(sr, bicubic_rgb))]
-  _panel_figure(panels, out / 'scale030.png', _texture_crop(hr))
-  (out / 'scale030.json').write_text(json.dumps(results, indent=2) + '\n')
-  print(json.dumps(results, indent=2))
-  return results
+  blocks = []
+  for scale in sorted({s for run in runs for s in run['scales']}):
+    _, chroma, bicubic_panel = _bicubic_panel(hr, scale, name, gray)
+    panels = [(caption(f'HR: {name}', None), color.to_rgb(degradation.modcrop(hr, scale))),
+              bicubic_panel]
+    for run in (r for r in runs if scale in r['scales']):
+      result = cached_output(run, f'{image_key(name, hr)}-x{scale:g}',
+                             lambda: output(run, scale, chroma))
+      if result is None:
+        _warn(f'{run["label"]} left out of {path.name}: no checkpoint in {run["workdir"]}')
+      else:
+        panels.append((caption(run_caption(run), result[1]), result[0]))
+    blocks.append((f'×{scale:g}', panels))
+  smallest = min((p[0][1] for _, p in blocks), key=lambda img: img.size)
+  panel_figure(blocks, path, texture_crop(smallest),
+               f'{name}: each output at the HR size, PSNR (dB) / SSIM on Y')

@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import pathlib
 import shlex
 import subprocess
 import sys
+
+# The repository root, so configs can import jaxsr when it is not installed.
+REPO = pathlib.Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+  sys.path.insert(0, str(REPO))
 
 
 def load_sweep(config: str) -> list[dict]:
@@ -74,10 +80,12 @@ def main(argv=None) -> int:
     for _, cmd in runs:
       print(shlex.join(['python'] + cmd[1:]))
     return 0
+  env = dict(os.environ)
+  env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(REPO), env.get('PYTHONPATH')]))
   failed = []
   for i, (name, cmd) in enumerate(runs):
     print(f'[{i + 1}/{len(runs)}] {name}', flush=True)
-    if subprocess.run(cmd).returncode != 0:
+    if subprocess.run(cmd, env=env).returncode != 0:
       failed.append(name)
   if failed:
     print(f'failed runs: {failed}', file=sys.stderr)

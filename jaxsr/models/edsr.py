@@ -53,20 +53,20 @@ class EDSR(nn.Module):
     if not self.subtract_mean:
       mean = jnp.zeros_like(mean)
     k = (self.kernel_size, self.kernel_size)
-    x = nn.Conv(self.features, k, padding='SAME', dtype=self.dtype,
-                name='head')(lr.astype(self.dtype) - mean)
+    x = layers.Conv(self.features, k, padding='SAME', dtype=self.dtype,
+                    name='head')(lr.astype(self.dtype) - mean)
     y = x
     for i in range(self.num_blocks):
       y = layers.ResidualUnit(self.features, self.kernel_size,
                               res_scale=self.res_scale, dtype=self.dtype,
                               name=f'block{i}')(y)
-    y = nn.Conv(self.features, k, padding='SAME', dtype=self.dtype,
-                name='body_end')(y)
+    y = layers.Conv(self.features, k, padding='SAME', dtype=self.dtype,
+                    name='body_end')(y)
     x = x + y
     for i, r in enumerate(steps):
-      x = nn.Conv(self.features * r * r, k, padding='SAME', dtype=self.dtype,
-                  name=f'upsample{i}')(x)
+      x = layers.Conv(self.features * r * r, k, padding='SAME', dtype=self.dtype,
+                      name=f'upsample{i}')(x)
       x = layers.pixel_shuffle(x, r)
-    x = nn.Conv(self.channels, k, padding='SAME', dtype=self.dtype,
-                name='tail')(x)
+    x = layers.Conv(self.channels, k, padding='SAME', dtype=self.dtype,
+                    name='tail')(x)
     return (x + mean).astype(lr.dtype)

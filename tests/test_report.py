@@ -1,0 +1,254 @@
+"""jaxsr.report on tiny runs of the real trainer, and launch/sweep.py."""
+
+import importlib.util
+import json
+import math
+import pathlib
+import shutil
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+import skimage.data
+
+from jaxsr import color
+from jaxsr import config_base
+from jaxsr import evaluate
+from jaxsr import metric_writers
+from jaxsr import metrics
+from jaxsr import report
+from jaxsr import report_scale030
+from jaxsr import train
+from jaxsr.imresize import imresize
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SET = 'embedded_test'  # three 256×256 photos inside scikit-image: no data root needed
+
+
+def tiny_config(model, scale, steps, scales=(), **kwargs):
+  c = config_base.base_config(model, scale=scale)
+  c.model.kwargs.update(kwargs)
+  c.data.train = 'embedded_train'
+  c.data.max_train_images = 2
+  c.data.scales = scales
+  c.data.patch_size = 8
+  c.train.steps = steps
+  c.train.batch_size = 8
+  c.train.log_every = 1
+  c.checkpoint.every = 2
+  c.checkpoint.use_async = False
+  c.eval.sets = SET
+  c.eval.every = 2
+  return c
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+  """Three finished runs: EES ×2 and ×3 (learned upsampling), VDSR on ×2 and ×3."""
+  root = tmp_path_factory.mktemp('runs')
+  configs = {'ees_x2': tiny_config('ees', 2, 4), 'ees_x3': tiny_config('ees', 3, 2),
+             'vdsr': tiny_config('vdsr', 2, 2, scales=(2, 3), depth=3, features=8)}
+  for name, c in configs.items():
+    train.train_and_evaluate(c, root / name, devices=jax.devices()[:1])
+  return {name: root / name for name in configs}
+
+
+@pytest.fixture(scope='module')
+def report_out(runs, tmp_path_factory):
+  out = tmp_path_factory.mktemp('report')
+  table = report.write_report(list(runs.values()), out, [SET])
+  return out, table
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+  lines = [l for l in markdown.splitlines() if l.startswith('| ')][1:]
+  return [[c.strip() for c in l.strip('|').split('|')] for l in lines]
+
+
+def test_table_matches_metrics_jsonl(runs, report_out):
+  out, table = report_out
+  rows = table_rows((out / 'results.md').read_text())
+  assert table in (out / 'results.md').read_text()
+  for name, workdir in runs.items():
+    logged = metric_writers.read_metrics(workdir)
+    run = report.load_run(workdir)
+    cached = json.loads((workdir / 'benchmark.json').read_text())
+    for i, scale in enumerate(run['scales']):
+      key = f'eval/{SET}/psnr_y' if i == 0 else f'eval/{SET}/x{scale:g}/psnr_y'
+      evals = {r['step']: r[key] for r in logged if key in r}
+      score = cached['sets'][SET][f'x{scale:g}']
+      # The report scores the best checkpoint again: the number training logged.
+      assert score['psnr_y'] == pytest.approx(evals[cached['step']], abs=1e-4)
+      if i == 0:
+        assert cached['step'] == max(evals, key=evals.get)
+      row = next(r for r in rows if r[0] == name and r[3] == f'×{scale:g}')
+      assert row[4].replace('*', '').startswith(f"{score['psnr_y']:.2f} / ")
+      assert row[5] == f'{logged[-1]["step"]:,}'
+      assert row[6] == report.format_duration(logged[-1]['train/elapsed_s'])
+      bicubic = next(r for r in rows if r[0] == 'bicubic' and r[3] == f'×{scale:g}')
+      bicubic_logged = logged[-1][key.replace('psnr_y', 'bicubic_psnr_y')]
+      assert bicubic[4].startswith(f'{bicubic_logged:.2f} / ')
+    _, _, params, _ = evaluate.load_trained(str(workdir), None, None)
+    assert row[2] == f'{sum(x.size for x in jax.tree.leaves(params)):,}'
+
+
+def test_runs_of_several_scales_share_one_report(report_out):
+  out, _ = report_out
+  rows = table_rows((out / 'results.md').read_text())
+  assert [(r[0], r[3]) for r in rows] == [
+      ('bicubic', '×2'), ('ees_x2', '×2'), ('vdsr', '×2'),
+      ('bicubic', '×3'), ('ees_x3', '×3'), ('vdsr', '×3')]
+  summary = json.loads((out / 'results.json').read_text())
+  assert summary['vdsr']['scales'] == [2.0, 3.0]
+  assert set(summary['vdsr']['benchmark'][SET]) == {'x2', 'x3'}
+
+
+def test_figures_are_written_and_not_blank(report_out):
+  out, _ = report_out
+  plot = np.asarray(Image.open(out / 'convergence.png').convert('RGB')).astype(int)
+  assert plot.shape[1] > 800 and plot.shape[0] > 300
+  coloured = (plot.max(-1) - plot.min(-1)) > 60  # the runs' lines, not the gray axes
+  assert coloured.sum() > 500
+  figure = np.asarray(Image.open(out / 'comparison.png').convert('RGB'))
+  assert figure.shape[0] > 800 and figure.shape[1] > 800  # two scales: two blocks
+  assert len(np.unique(figure.reshape(-1, 3), axis=0)) > 5000  # photographs
+
+
+def test_a_committed_run_regenerates_the_report_exactly(runs, report_out, tmp_path,
+                                                       monkeypatch):
+  """No checkpoints, only config.json, metrics.jsonl and the report's caches."""
+  out, _ = report_out
+  copies = []
+  for name, workdir in runs.items():
+    shutil.copytree(workdir, tmp_path / name,
+                    ignore=shutil.ignore_patterns('checkpoints', 'best', 'tensorboard'))
+    copies.append(tmp_path / name)
+
+  def no_evaluation(*args, **kwargs):
+    raise AssertionError('the cached report evaluated a model')
+  monkeypatch.setattr(evaluate, 'load_trained', no_evaluation)
+  report.write_report(copies, tmp_path / 'out', [SET])
+  for name in ('results.md', 'results.json', 'convergence.png', 'comparison.png'):
+    assert (tmp_path / 'out' / name).read_bytes() == (out / name).read_bytes(), name
+  with pytest.raises(report.ReportError, match='no checkpoint to evaluate on set14'):
+    report.write_report(copies[:1], tmp_path / 'out2', [SET, 'set14'])
+
+
+def test_runs_without_eval_rows(runs, tmp_path, capsys):
+  workdir = tmp_path / 'no_eval'
+  shutil.copytree(runs['ees_x3'], workdir)
+  (workdir / 'benchmark.json').unlink()
+  rows = metric_writers.read_metrics(workdir)
+  (workdir / 'metrics.jsonl').write_text(''.join(
+      json.dumps({k: v for k, v in r.items() if not k.startswith('eval/')}) + '\n'
+      for r in rows))
+  report.write_report([workdir], tmp_path / 'out', [SET])
+  assert 'no eval rows in metrics.jsonl: no_eval' in capsys.readouterr().err
+  assert (tmp_path / 'out' / 'convergence.png').stat().st_size > 10_000
+  assert '| no_eval | ees |' in (tmp_path / 'out' / 'results.md').read_text()
+
+
+def test_a_folder_without_config_json_is_a_one_line_error(tmp_path, capsys):
+  (tmp_path / 'not_a_run').mkdir()
+  assert report.main([str(tmp_path / 'not_a_run'), f'--out={tmp_path / "out"}']) == 1
+  err = capsys.readouterr().err.strip()
+  assert err == (f'error: {tmp_path / "not_a_run"}: no config.json, '
+                 'not a jaxsr training workdir')
+  assert not (tmp_path / 'out').exists()
+
+
+def independent_bicubic_psnr(img: np.ndarray, factor: float) -> tuple[tuple, float]:
+  """imresize and the metrics directly: Y, downscale by factor, back to the HR size."""
+  y = np.round(color.y_channel(img))
+  lr = imresize(y / 255.0, factor)
+  up = imresize(lr, output_size=y.shape)
+  border = math.ceil(1 / factor)
+  return lr.shape, metrics.evaluate_y_pair(up * 255.0, y, border)['psnr_y']
+
+
+def test_scale030_experiment(runs, tmp_path):
+  image = tmp_path / 'chelsea.png'
+  Image.fromarray(skimage.data.chelsea()[60:200, 100:260]).save(image)
+  out = tmp_path / 'out'
+  assert report.main(['--experiment=scale030', f'--workdir={runs["vdsr"]}',
+                      f'--image={image}', f'--out={out}']) == 0
+  result = json.loads((out / 'scale030.json').read_text())
+  lr_shape, bicubic_psnr = independent_bicubic_psnr(skimage.data.chelsea()[60:200, 100:260],
+                                                    0.30)
+  assert result['hr_size'] == [140, 160] and result['lr_size'] == [42, 48] == list(lr_shape)
+  assert result['bicubic']['psnr_y'] == pytest.approx(bicubic_psnr, abs=1e-9)
+  assert 15 < result['sr']['psnr_y'] < 60 and 0 < result['sr']['ssim_y'] <= 1
+  table = (out / 'scale030.md').read_text()
+  assert f"| bicubic | {result['bicubic']['psnr_y']:.2f} |" in table
+  assert Image.open(out / 'scale030.png').size[0] > 800
+  # A committed run (no checkpoints) gives the same files from its cache.
+  shutil.copytree(runs['vdsr'], tmp_path / 'vdsr', ignore=shutil.ignore_patterns(
+      'checkpoints', 'best'))
+  assert report.main(['--experiment=scale030', f'--workdir={tmp_path / "vdsr"}',
+                      f'--image={image}', f'--out={tmp_path / "again"}']) == 0
+  for name in ('scale030.json', 'scale030.md', 'scale030.png'):
+    assert (tmp_path / 'again' / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_scale030_needs_a_model_on_the_bicubic_input(runs, tmp_path, capsys):
+  assert report.main(['--experiment=scale030', f'--workdir={runs["ees_x2"]}',
+                      f'--out={tmp_path}']) == 1
+  assert 'learned stride' in capsys.readouterr().err
+
+
+def test_scale030_on_set5_butterfly(runs, tmp_path, data_dir):
+  result = report_scale030.scale030_experiment(
+      report.load_run(runs['vdsr']), tmp_path, image=None, data_dir=str(data_dir))
+  hr = np.asarray(Image.open(data_dir / 'set5' / 'butterfly.png').convert('RGB'))
+  assert result['image'] == 'butterfly'
+  assert result['bicubic']['psnr_y'] == pytest.approx(
+      independent_bicubic_psnr(hr, 0.30)[1], abs=1e-9)
+
+
+# --- launch/sweep.py ---
+
+def load_sweep_module():
+  spec = importlib.util.spec_from_file_location('sweep', REPO / 'launch' / 'sweep.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_sweep_print_writes_one_command_per_run(capsys):
+  sweep = load_sweep_module()
+  assert sweep.main(['--config=configs/eeds.py', '--workdir_root=/tmp/sw', '--print',
+                     '--', '--config.train.steps=5']) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert len(lines) == 10  # (eed, ees, eeds) × (2, 3, 4), then eeds with unpooling
+  names = [l.split('--workdir=/tmp/sw/')[1].split()[0] for l in lines]
+  assert len(set(names)) == 10
+  assert names[0] == 'name-eed_scale-2' and names[-1] == 'name-eeds_upsampling-unpool'
+  assert lines[0] == ('python -m jaxsr.main --config=configs/eeds.py '
+                      '--workdir=/tmp/sw/name-eed_scale-2 --config.model.name=eed '
+                      '--config.model.scale=2.0 --config.train.steps=5')
+  assert all(l.endswith(' --config.train.steps=5') for l in lines)
+  assert sweep.main(['--config=configs/vdsr.py:runlocal', '--workdir_root=w',
+                     '--print']) == 0
+  assert capsys.readouterr().out.splitlines()[-1] == (
+      "python -m jaxsr.main --config=configs/vdsr.py:runlocal --workdir=w/scales-2-3-4 "
+      "'--config.data.scales=(2,3,4)'")
+
+
+def test_sweep_runs_every_point_in_turn_and_reports_failures(monkeypatch, capsys):
+  sweep = load_sweep_module()
+  calls = []
+
+  def fake_run(cmd, **kwargs):
+    calls.append(cmd)
+    return sweep.subprocess.CompletedProcess(cmd, 1 if 'scales-3' in cmd[4] else 0)
+  monkeypatch.setattr(sweep.subprocess, 'run', fake_run)
+  assert sweep.main(['--config=configs/vdsr.py', '--workdir_root=w', '--',
+                     '--config.train.steps=1']) == 1
+  assert [c[4] for c in calls] == [f'--workdir={pathlib.Path("w", n)}' for n in
+                                   ('scales-2', 'scales-3', 'scales-4', 'scales-2-3-4')]
+  assert all(c[1:3] == ['-m', 'jaxsr.main'] and c[-1] == '--config.train.steps=1'
+             for c in calls)
+  captured = capsys.readouterr()
+  assert '[4/4] scales-2-3-4' in captured.out
+  assert "failed runs: ['scales-3']" in captured.err
