@@ -25,11 +25,11 @@ import numpy as np
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+import readme_section  # noqa: E402
 from jaxsr import models  # noqa: E402
 
 SCALE = 2
 LR_SIZE = 256
-START, END = '<!-- model-zoo:start -->', '<!-- model-zoo:end -->'
 
 
 def total_flops(cost: Any) -> float:
@@ -78,20 +78,6 @@ def section(table: str) -> str:
           '`python benchmarks/model_zoo_table.py`.')
 
 
-def write_readme(text: str) -> pathlib.Path:
-  readme = REPO_ROOT / 'README.md'
-  content = readme.read_text() if readme.exists() else ''
-  if START in content and END in content:
-    head, rest = content.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f'{head}{START}\n{text}\n{END}{tail}')
-    return readme
-  doc = REPO_ROOT / 'docs' / 'model_zoo.md'
-  doc.parent.mkdir(parents=True, exist_ok=True)
-  doc.write_text(f'# Model zoo\n\n{text}\n')
-  return doc
-
-
 def main() -> None:
   rows = []
   for name in models.list_models():
@@ -106,7 +92,7 @@ def main() -> None:
       'scale': SCALE, 'lr_size': [LR_SIZE, LR_SIZE], 'channels': 1,
       'backend': jax.default_backend(), 'jax_version': jax.__version__,
       'models': rows}, indent=2) + '\n')
-  print(f'wrote {results} and {write_readme(section(table))}',
+  print(f'wrote {results} and {readme_section.replace_section("model-zoo", section(table))}',
         file=sys.stderr)
 
 

@@ -278,5 +278,5 @@ def _trim_history(workdir: epath.Path, step: int) -> list[dict]:
     path = workdir / 'metrics.jsonl'
     tmp = path.parent / 'metrics.jsonl.tmp'
     tmp.write_text(''.join(json.dumps(r) + '\n' for r in kept))
-    tmp.rename(path)
+    tmp.replace(path)
   return kept

@@ -17,9 +17,10 @@ from jaxsr import models
 from jaxsr.models import conv
 
 
-# Shallower than the registry's (compile time); the same layers.
+# Shallower than the registry's (compile time), with the same kinds of layers;
+# EEDS without its shallow branch (4-8 channels: no chunked convolution there).
 SMALL = {'vdsr': {'depth': 6}, 'edsr_baseline': {'num_blocks': 2},
-         'eeds': {'num_residual_units': 1, 'upsampling_kernel': 4}}
+         'eeds': {'num_residual_units': 1, 'upsampling_kernel': 4, 'use_shallow': False}}
 
 
 def _grads(name, dtype, batch, chunked):
@@ -90,23 +91,27 @@ def test_chunked_conv_is_used_only_where_it_qualifies():
   assert not uses_custom_vjp(narrow, jnp.zeros((16, 40, 40, 16)))
 
 
-@pytest.mark.parametrize('kernel,stride', [(14, 2), (15, 3), (16, 4), (3, 2)])
+@pytest.mark.parametrize('kernel,stride', [(14, 2), (16, 4), (3, 2)])
 def test_subpixel_conv_transpose_is_nn_conv_transpose(kernel, stride):
   """Same parameters, values and gradients in float64 (EEDS's upsampling)."""
   import flax.linen as nn
   from jaxsr.models import layers
-  pad = layers.transposed_conv_padding(kernel, stride)
+  pad = layers.transposed_conv_padding(kernel, stride)  # (3, 2): asymmetric
+  rng = np.random.default_rng(0)
   with jax.enable_x64(True):
     ref = nn.ConvTranspose(3, (kernel, kernel), strides=(stride, stride),
                            padding=(pad, pad), dtype=jnp.float64, param_dtype=jnp.float64)
     new = layers.SubPixelConvTranspose(3, kernel, stride, pad, dtype=jnp.float64)
-    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 7, 6, 4)))
-    params = ref.init(jax.random.key(0), x)
-    assert (jax.tree.map(jnp.shape, new.init(jax.random.key(0), x))
-            == jax.tree.map(jnp.shape, params))
-    params = jax.tree.map(lambda p: p + 0.5, params)  # non-zero bias
-    np.testing.assert_allclose(new.apply(params, x), ref.apply(params, x), atol=1e-12)
-    loss = lambda m: lambda p, x: jnp.sum(jnp.sin(m.apply(p, x)))
-    got = jax.grad(loss(new), argnums=(0, 1))(params, x)
-    want = jax.grad(loss(ref), argnums=(0, 1))(params, x)
+    x = jnp.asarray(rng.standard_normal((2, 7, 6, 4)))
+    shapes = jax.eval_shape(ref.init, jax.random.key(0), x)
+    shape_of = lambda tree: jax.tree.map(lambda a: a.shape, tree)
+    assert shape_of(jax.eval_shape(new.init, jax.random.key(0), x)) == shape_of(shapes)
+    params = jax.tree.map(lambda a: jnp.asarray(rng.standard_normal(a.shape)), shapes)
+
+    def value_and_grads(module):
+      f = lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+      return jax.jit(lambda p, x: (module.apply(p, x),
+                                   jax.grad(f, argnums=(0, 1))(p, x)))(params, x)
+
+    got, want = value_and_grads(new), value_and_grads(ref)
     jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, atol=1e-10), got, want)

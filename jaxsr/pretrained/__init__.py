@@ -147,7 +147,7 @@ def export(source: str | os.PathLike, name: str | None = None,
       'scale': float(sr_model.scale),
       'channels': int(sr_model.channels),
       'kwargs': cfg.get('model', {}).get('kwargs', {}),
-      'source': str(source.resolve()),
+      'source': str(source),
       'scores': scores or {},
   }
   out = pathlib.Path(out_dir) if out_dir is not None else PACKAGE_DIR
