@@ -3,6 +3,8 @@ r"""Expands a config's sweep (`get_sweep()`) into runs, one workdir per point.
   python launch/sweep.py --config=configs/eeds.py --workdir_root=workdirs/eeds_sweep
   python launch/sweep.py --config=configs/eeds.py:runlocal --workdir_root=/tmp/s \
       --print -- --config.train.steps=2000      # one command per line, for a cluster
+  python launch/sweep.py --config=configs/eeds.py:runlocal --workdir_root=/tmp/s \
+      --only=model.scale=2                       # the points with scale 2 only
 
 Runs execute one after another here; flags after `--` go to every run. A run
 whose workdir already finished is resumed by jaxsr.main, i.e. skipped quickly,
@@ -25,7 +27,7 @@ if str(REPO) not in sys.path:
   sys.path.insert(0, str(REPO))
 
 
-def load_sweep(config: str) -> list[dict]:
+def load_module(config: str):
   path = pathlib.Path(config.split(':', 1)[0])
   if not path.is_file():
     raise SystemExit(f'error: config file {path} not found')
@@ -34,7 +36,11 @@ def load_sweep(config: str) -> list[dict]:
   spec.loader.exec_module(module)
   if not hasattr(module, 'get_sweep'):
     raise SystemExit(f'error: {path} defines no get_sweep()')
-  return module.get_sweep()
+  return module
+
+
+def load_sweep(config: str) -> list[dict]:
+  return load_module(config).get_sweep()
 
 
 def _value(v) -> str:
@@ -55,9 +61,41 @@ def run_name(point: dict) -> str:
   return '_'.join(parts) or 'default'
 
 
-def commands(config: str, workdir_root: str, extra: list[str]) -> list[tuple[str, list[str]]]:
+def select(config: str, points: list[dict], only: list[str]) -> list[dict]:
+  """The points whose config, with the point's overrides, has every `key=value`."""
+  if not only:
+    return points
+  from jaxsr import config_base
+  _, _, arg = config.partition(':')
+  base = load_module(config).get_config(arg or None)
+  wanted = []
+  for item in only:
+    key, sep, value = item.partition('=')
+    if not sep:
+      raise SystemExit(f'error: --only={item!r}: expected key=value, e.g. model.scale=2')
+    wanted.append((key, value))
+
+  def matches(point, key, value):
+    node = config_base.apply_overrides(base, point)
+    for part in key.split('.'):
+      if part not in node:
+        raise SystemExit(f'error: --only={key}=...: the config has no key {key}')
+      node = node[part]
+    try:
+      return float(node) == float(value)
+    except (TypeError, ValueError):
+      return _value(node) == value
+
+  picked = [p for p in points if all(matches(p, k, v) for k, v in wanted)]
+  if not picked:
+    raise SystemExit(f'error: --only={",".join(only)} matches no point of the sweep')
+  return picked
+
+
+def commands(config: str, workdir_root: str, extra: list[str],
+             only: list[str] = ()) -> list[tuple[str, list[str]]]:
   out = []
-  for point in load_sweep(config):
+  for point in select(config, load_sweep(config), list(only)):
     name = run_name(point)
     cmd = [sys.executable, '-m', 'jaxsr.main', f'--config={config}',
            f'--workdir={pathlib.Path(workdir_root) / name}']
@@ -74,8 +112,10 @@ def main(argv=None) -> int:
   parser.add_argument('--config', required=True)
   parser.add_argument('--workdir_root', required=True)
   parser.add_argument('--print', action='store_true', help='print the commands only')
+  parser.add_argument('--only', action='append', default=[], metavar='KEY=VALUE',
+                      help='keep the points with this value (repeatable)')
   args = parser.parse_args(argv)
-  runs = commands(args.config, args.workdir_root, extra)
+  runs = commands(args.config, args.workdir_root, extra, args.only)
   if args.print:
     for _, cmd in runs:
       print(shlex.join(['python'] + cmd[1:]))

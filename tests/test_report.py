@@ -252,3 +252,21 @@ def test_sweep_runs_every_point_in_turn_and_reports_failures(monkeypatch, capsys
   captured = capsys.readouterr()
   assert '[4/4] scales-2-3-4' in captured.out
   assert "failed runs: ['scales-3']" in captured.err
+
+
+def test_sweep_only_keeps_points_whose_config_matches(capsys):
+  sweep = load_sweep_module()
+  assert sweep.main(['--config=configs/eeds.py:runlocal', '--workdir_root=w', '--print',
+                     '--only=model.scale=2']) == 0
+  names = [l.split('--workdir=w/')[1].split()[0] for l in capsys.readouterr().out.splitlines()]
+  # The unpooling point sets no scale: it keeps the config's ×2 and is kept.
+  assert names == ['name-eed_scale-2', 'name-ees_scale-2', 'name-eeds_scale-2',
+                   'name-eeds_upsampling-unpool']
+  assert sweep.main(['--config=configs/eeds.py', '--workdir_root=w', '--print',
+                     '--only=model.name=ees', '--only=model.scale=3']) == 0
+  assert capsys.readouterr().out.count('\n') == 1
+  for bad, message in [('model.scale', 'expected key=value'),
+                       ('model.sclae=2', 'no key model.sclae'),
+                       ('model.scale=5', 'matches no point')]:
+    with pytest.raises(SystemExit, match=message):
+      sweep.main(['--config=configs/eeds.py', '--workdir_root=w', '--print', f'--only={bad}'])

@@ -265,3 +265,14 @@ def test_two_processes_train_together(photo_dirs, tmp_path):
   single, multi = losses(tmp_path / 'single'), losses(tmp_path / 'multi')
   assert list(multi) == [1, 2, 3]
   np.testing.assert_allclose(list(multi.values()), list(single.values()), rtol=1e-5)
+
+
+def test_resume_drops_metrics_logged_after_the_checkpoint(tmp_path):
+  writer = metric_writers.MetricWriter(tmp_path, tensorboard=False)
+  for step in (10, 20, 30, 40):
+    writer.write(step, {'train/loss': 1.0 / step})
+  writer.close()
+  kept = train._trim_history(train.epath.Path(tmp_path), 20)
+  assert [r['step'] for r in kept] == [10, 20]
+  assert [r['step'] for r in metric_writers.read_metrics(tmp_path)] == [10, 20]
+  assert not (tmp_path / 'metrics.jsonl.tmp').exists()
