@@ -23,8 +23,6 @@ def get_config(arg=None):
   c.checkpoint.every = c.eval.every = 5000
   if a.runlocal:
     config_base.runlocal(c)
-    c.data.patch_size = 0
-    c.data.hr_patch_size = 32
   return c
 
 

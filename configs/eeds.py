@@ -32,15 +32,8 @@ def get_config(arg=None):
   c.model.kwargs.upsampling = a.upsampling
   c.data.patch_size = 20
   c.train.batch_size = 64
-  c.train.steps = 60 * STEPS_PER_EPOCH
-  c.optim.name = 'sgd'
-  c.optim.lr = 0.1
-  c.optim.momentum = 0.9
-  c.optim.weight_decay = 1e-4
+  config_base.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=60)
   c.optim.grad_clip_norm = 0.1
-  c.optim.schedule.name = 'step'
-  c.optim.schedule.every_steps = 20 * STEPS_PER_EPOCH
-  c.optim.schedule.factor = 0.1
   c.checkpoint.every = 2000
   c.eval.every = 2000
   if a.runlocal:

@@ -26,21 +26,12 @@ def get_config(arg=None):
   c.data.scales = scales
   c.data.hr_patch_size = 41
   c.train.batch_size = 64
-  c.train.steps = 80 * STEPS_PER_EPOCH
-  c.optim.name = 'sgd'
-  c.optim.lr = 0.1
-  c.optim.momentum = 0.9
-  c.optim.weight_decay = 1e-4
+  config_base.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=80)
   c.optim.grad_clip_theta = 0.01
-  c.optim.schedule.name = 'step'
-  c.optim.schedule.every_steps = 20 * STEPS_PER_EPOCH
-  c.optim.schedule.factor = 0.1
   c.checkpoint.every = 5000
   c.eval.every = 5000
   if a.runlocal:
     config_base.runlocal(c)
-    c.data.patch_size = 0
-    c.data.hr_patch_size = 32
   return c
 
 
