@@ -14,7 +14,10 @@ Both are recomputed when the run's best checkpoint has changed since, or
 with --reevaluate.
 
 Writes results.md (the table), results.json, convergence.png and
-comparison.png into --out.
+comparison.png into --out. --archive=DIR copies what the report read of each
+run (`config.json`, `metrics.jsonl`, `benchmark.json`, `report_cache/`, no
+checkpoints) to DIR/<run>: small enough to commit, and the same report is
+regenerated from it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import shutil
 import sys
 from typing import Sequence
 
@@ -115,6 +119,28 @@ def benchmark(run: dict, sets: Sequence[str], data_dir: str | None,
   return {s: scores[s] for s in sets}
 
 
+ARCHIVED = ('config.json', 'metrics.jsonl', 'benchmark.json', 'report_cache')
+
+
+def archive_run(run: dict, dest: pathlib.Path) -> pathlib.Path:
+  """Copies the files a report reads of `run` to dest/<workdir name>."""
+  target = dest / run['workdir'].name
+  if target.resolve() == run['workdir'].resolve():
+    return target
+  tmp = dest / f'.{target.name}.tmp'
+  shutil.rmtree(tmp, ignore_errors=True)
+  tmp.mkdir(parents=True)
+  for name in ARCHIVED:
+    src = run['workdir'] / name
+    if src.is_dir():
+      shutil.copytree(src, tmp / name)
+    elif src.is_file():
+      shutil.copy2(src, tmp / name)
+  shutil.rmtree(target, ignore_errors=True)
+  tmp.rename(target)
+  return target
+
+
 def parameter_count(run: dict) -> int:
   """Parameters of the run's model, from its config (no checkpoint needed)."""
   if 'params' not in run:
@@ -181,7 +207,7 @@ def results_table(runs: list[dict], scores: list[dict], sets: Sequence[str]) -> 
 
 def write_report(workdirs: Sequence[str], out: pathlib.Path, sets: Sequence[str],
                  data_dir: str | None = None, image: str | None = None,
-                 reevaluate: bool = False) -> str:
+                 reevaluate: bool = False, archive: pathlib.Path | None = None) -> str:
   """Writes results.md/.json, convergence.png and comparison.png; returns the table."""
   if not sets:
     raise ReportError('--sets is empty')
@@ -213,6 +239,9 @@ def write_report(workdirs: Sequence[str], out: pathlib.Path, sets: Sequence[str]
                                    sets=sets, data_dir=data_dir)
   print(table)
   print(f'wrote {out}/results.md, results.json, convergence.png, comparison.png')
+  if archive is not None:
+    for run in runs:
+      print(f'archived {run["workdir"]} as {archive_run(run, archive)}')
   return table
 
 
@@ -230,6 +259,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument('--experiment', choices=['scale030'], default=None,
                       help='A paper experiment instead of the report.')
   parser.add_argument('--workdir', default=None, help='The run for --experiment.')
+  parser.add_argument('--archive', default=None, help='Copy each run\'s config, '
+                      'metrics and report caches (no checkpoints) to this folder.')
   parser.add_argument('--reevaluate', action='store_true',
                       help='Ignore cached benchmark.json files.')
   args = parser.parse_args(argv)
@@ -252,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           data_dir=args.data_dir)
     else:
       write_report(args.workdirs, out, [s for s in args.sets.split(',') if s],
-                   args.data_dir, args.image, args.reevaluate)
+                   args.data_dir, args.image, args.reevaluate,
+                   pathlib.Path(args.archive) if args.archive else None)
   except (ValueError, FileNotFoundError, datasets.DatasetError,
           image_io.ImageReadError) as e:
     print(f'error: {e}', file=sys.stderr)

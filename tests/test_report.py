@@ -119,11 +119,11 @@ def test_a_committed_run_regenerates_the_report_exactly(runs, report_out, tmp_pa
                                                        monkeypatch):
   """No checkpoints, only config.json, metrics.jsonl and the report's caches."""
   out, _ = report_out
-  copies = []
-  for name, workdir in runs.items():
-    shutil.copytree(workdir, tmp_path / name,
-                    ignore=shutil.ignore_patterns('checkpoints', 'best', 'tensorboard'))
-    copies.append(tmp_path / name)
+  report.write_report(list(runs.values()), tmp_path / 'first', [SET],
+                      archive=tmp_path / 'archive')
+  copies = [tmp_path / 'archive' / name for name in runs]
+  for copy in copies:
+    assert sorted(p.name for p in copy.iterdir()) == sorted(report.ARCHIVED)
 
   def no_evaluation(*args, **kwargs):
     raise AssertionError('the cached report evaluated a model')
