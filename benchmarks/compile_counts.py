@@ -1,19 +1,19 @@
 r"""XLA compilations, time and PSNR of benchmark evaluation, with and without
-shape bucketing (`evaluation.model_predict(bucket=...)`).
+shape bucketing (`BenchmarkEvaluator(max_shapes=...)`, `evaluation.plan_buckets`).
 
   JAXSR_DATA_DIR=/work/shared/datasets python benchmarks/compile_counts.py \
-      --model=espcn --scales=2,3,4 --sets=set5,set14,b100 --buckets=legacy,0,128
-  ... --workdir=workdirs/eeds_x2 --sets=set5,set14 --buckets=0,128   # trained weights
+      --model=espcn --scales=2,3,4 --sets=set5,set14,b100 --max_shapes=legacy,0,3
+  ... --workdir=workdirs/eeds_x2 --sets=set5,set14 --max_shapes=0,3   # trained weights
 
-For each set, scale and bucket (0: every LR shape as it is), scores the set
-twice with a new `model_predict` each time, as training does at every
+For each set, scale and max_shapes (0: every LR shape as it is), scores the
+set twice with a new `model_predict` each time, as training does at every
 evaluation, and reports the backend compilations (jax.monitoring's
 '/jax/core/compile/backend_compile_duration' events) and their seconds in
 each pass, the wall time of the second pass (no compilation: the model's
-compute on the padded images) and PSNR(Y). Bucket 'legacy' is model_predict
-as it was before issue 7 (a new jit of a closure over the weights for every
-predict function, so every evaluation compiles every shape again). Random
-weights unless --workdir:
+compute on the padded images), the padded LR pixels as a fraction of the
+set's, and PSNR(Y). 'legacy' is model_predict as it was before issue 7 (a
+new jit of a closure over the weights for every predict function, so every
+evaluation compiles every shape again). Random weights unless --workdir:
 compilations and time do not depend on them; PSNR differences do.
 """
 
@@ -50,11 +50,12 @@ def main(argv=None):
   p.add_argument('--workdir', default=None, help='trained run (overrides --model/--scales)')
   p.add_argument('--scales', default='2,3,4')
   p.add_argument('--sets', default='set5,set14,b100')
-  p.add_argument('--buckets', default='legacy,0,128')
+  p.add_argument('--max_shapes', default='legacy,0,3')
   args = p.parse_args(argv)
   os.environ.setdefault('JAX_PLATFORMS', 'cpu')
   import jax
   import jax.numpy as jnp
+  import numpy as np
   from jaxsr import evaluate, evaluation, models
 
   compiles = []
@@ -67,10 +68,10 @@ def main(argv=None):
   else:
     name, scales = args.model, [float(s) for s in args.scales.split(',')]
   print(f'model {name} ({"trained: " + args.workdir if args.workdir else "random weights"}), '
-        f'EVAL_BUCKET={evaluation.EVAL_BUCKET}')
-  print('| set | scale | images | LR shapes | bucket | compiles (s) 1st eval | compiles 2nd '
-        'eval | 2nd eval s | PSNR(Y) |')
-  print('|---|---|---|---|---|---|---|---|---|')
+        f'EVAL_MAX_SHAPES={evaluation.EVAL_MAX_SHAPES}')
+  print('| set | scale | images | LR shapes | max_shapes | compiles (s) 1st eval | compiles 2nd '
+        'eval | 2nd eval s | padded pixels | PSNR(Y) |')
+  print('|---|---|---|---|---|---|---|---|---|---|')
   for set_name in args.sets.split(','):
     for scale in scales:
       if args.workdir:
@@ -78,25 +79,31 @@ def main(argv=None):
       else:
         model = models.get_model(name, scale=scale, channels=1)
         params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
-      ev = evaluation.BenchmarkEvaluator(set_name, [scale], channels=1)
-      shapes = {pair.lr.shape[:2] for pair in ev.pairs[scale]}
+      base = evaluation.BenchmarkEvaluator(set_name, [scale], channels=1)
+      lr_shapes = [pair.lr.shape[:2] for pair in base.pairs[scale]]
       psnr = {}
-      for bucket in [b if b == 'legacy' else int(b) for b in args.buckets.split(',')]:
-        evaluation._jitted_apply.cache_clear()  # each bucket setting starts cold
+      for setting in [m if m == 'legacy' else int(m) for m in args.max_shapes.split(',')]:
+        ev = evaluation.BenchmarkEvaluator(set_name, [scale], channels=1,
+                                           max_shapes=0 if setting == 'legacy' else setting)
+        ev.pairs = base.pairs  # loaded once
+        plan = ev.padded_shapes(scale)
+        padded = sum(int(np.prod(plan.get(s, s))) for s in lr_shapes)
+        evaluation._jitted_apply.cache_clear()  # each setting starts cold
         passes = []
         for _ in range(2):
           n0, c0, t0 = len(compiles), sum(compiles), time.perf_counter()
-          result = ev.run(legacy_predict(model, params) if bucket == 'legacy' else
-                          evaluation.model_predict(model, params, bucket=bucket))
+          result = ev.run(legacy_predict(model, params) if setting == 'legacy' else
+                          evaluation.model_predict(model, params))
           passes.append((len(compiles) - n0, sum(compiles) - c0, time.perf_counter() - t0))
         key = evaluation.scale_key(scale)
-        psnr[bucket] = result[key]['psnr_y']
-        print(f'| {ev.name} | x{scale:g} | {result[key]["n"]} | {len(shapes)} | {bucket} | '
-              f'{passes[0][0]} ({passes[0][1]:.1f}) | {passes[1][0]} | {passes[1][2]:.1f} | '
-              f'{psnr[bucket]:.4f} |', flush=True)
+        psnr[setting] = result[key]['psnr_y']
+        print(f'| {ev.name} | x{scale:g} | {result[key]["n"]} | {len(set(lr_shapes))} | '
+              f'{setting} | {passes[0][0]} ({passes[0][1]:.1f}) | {passes[1][0]} | '
+              f'{passes[1][2]:.1f} | {padded / sum(int(np.prod(s)) for s in lr_shapes):.3f} | '
+              f'{psnr[setting]:.4f} |', flush=True)
       if 0 in psnr and len(psnr) > 1:
-        print('|  |  |  |  | PSNR change vs bucket 0: ' + ', '.join(
-            f'{b}: {v - psnr[0]:+.4f} dB' for b, v in psnr.items() if b != 0) + ' |||||')
+        print('|  |  |  |  | PSNR change vs 0: ' + ', '.join(
+            f'{m}: {v - psnr[0]:+.4f} dB' for m, v in psnr.items() if m != 0) + ' ||||||')
 
 
 if __name__ == '__main__':

@@ -12,6 +12,8 @@ from typing import Any, Iterable
 
 import ml_collections
 
+from jaxsr import evaluation
+
 LOSSES = ('mse', 'l1')
 
 
@@ -66,7 +68,9 @@ def base_config(model: str, *, scale: float = 2, channels: int = 1
            'factor': 0.1, 'final_fraction': 0.0})})
   c.checkpoint = ml_collections.ConfigDict({'every': 1000, 'keep': 3, 'use_async': True})
   # 'auto': Set5 when the data root has it, else the embedded held-out photos.
-  c.eval = ml_collections.ConfigDict({'sets': 'auto', 'every': 1000, 'max_images': 0})
+  # max_shapes: LR shapes compiled per set and scale (evaluation.plan_buckets).
+  c.eval = ml_collections.ConfigDict({'sets': 'auto', 'every': 1000, 'max_images': 0,
+                                      'max_shapes': evaluation.EVAL_MAX_SHAPES})
   return c
 
 
@@ -154,6 +158,9 @@ def validate(c: ml_collections.ConfigDict, device_count: int) -> None:
     raise ConfigError(f'config.train.steps={c.train.steps} must be >= 0')
   if c.train.loss not in LOSSES:
     raise ConfigError(f'config.train.loss={c.train.loss!r}; valid: {LOSSES}')
+  if c.eval.max_shapes < 0:
+    raise ConfigError(f'config.eval.max_shapes={c.eval.max_shapes} must be >= 0 '
+                     '(0: every LR shape compiled as it is)')
   for key in ('checkpoint.every', 'eval.every', 'train.log_every'):
     group, name = key.split('.')
     if c[group][name] < 1:

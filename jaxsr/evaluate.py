@@ -19,6 +19,8 @@ import sys
 from absl import app
 from absl import flags
 
+from jaxsr import evaluation
+
 _MODEL = flags.DEFINE_string('model', None, 'Registered model name.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir to evaluate.')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Checkpoint folder (with --model).')
@@ -28,6 +30,9 @@ _CHANNELS = flags.DEFINE_integer('channels', None, '1 (Y) or 3 (RGB).')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Data root (default $JAXSR_DATA_DIR).')
 _MAX_IMAGES = flags.DEFINE_integer('max_images', None, 'Evaluate the first N images.')
 _JSON_OUT = flags.DEFINE_string('json_out', None, 'Write results as JSON here.')
+_MAX_SHAPES = flags.DEFINE_integer(
+    'max_shapes', evaluation.EVAL_MAX_SHAPES, 'Compiled LR shapes per set and scale: images are mirror-padded '
+    'to at most this many (0: every shape as it is; bicubic is never padded).')
 
 
 def load_trained(workdir: str | None, model_name: str | None,
@@ -84,7 +89,7 @@ def main(argv):
         scaled = _at_scale(name, model, scale)
         evaluator = evaluation.BenchmarkEvaluator(
             set_name, [scale], channels=model.channels, data_dir=_DATA_DIR.value,
-            max_images=_MAX_IMAGES.value)
+            max_images=_MAX_IMAGES.value, max_shapes=_MAX_SHAPES.value)
         predict = (evaluation.bicubic_predict if _MODEL.value == 'bicubic'
                    else evaluation.model_predict(scaled, params))
         per_scale.update(evaluator.run(predict))

@@ -7,6 +7,7 @@ function, so the same code serves `jaxsr.evaluate`, training and reports.
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 from typing import Callable, Iterable, Sequence
@@ -24,16 +25,35 @@ def scale_key(scale: float) -> str:
   return f'x{int(scale)}' if float(scale).is_integer() else f'x{scale:.4g}'
 
 
+# At most this many compiled LR shapes per set and scale when a model is
+# evaluated: images are padded to the shapes of `plan_buckets`. Set5 has 5
+# LR shapes at every scale, Set14 10, B100 2.
+EVAL_MAX_SHAPES = 3
+
+
 class BenchmarkEvaluator:
-  """PSNR/SSIM (Y) of a model on one image set at several scales."""
+  """PSNR/SSIM (Y) of a model on one image set at several scales.
+
+  max_shapes > 0: a predict function marked `paddable` (model_predict's) sees
+  each LR image padded at its bottom and right, by MATLAB's symmetric
+  extension, to one of at most `max_shapes` shapes per scale
+  (`plan_buckets`), and its SR is cropped back, so a set compiles at most
+  that many times. The pixels near the bottom and right borders (within the
+  model's receptive field) of a padded image then see the mirrored image
+  instead of the convolutions' zero padding: a change of PSNR below 0.01 dB
+  (benchmarks/RESULTS.md, section 4). bicubic_predict is never padded, and
+  0 runs every shape as it is.
+  """
 
   def __init__(self, dataset: str, scales: Sequence[float], channels: int = 1,
-               data_dir: str | None = None, max_images: int | None = None):
+               data_dir: str | None = None, max_images: int | None = None,
+               max_shapes: int = EVAL_MAX_SHAPES):
     self.image_set = datasets.get_dataset(dataset, data_dir)
     self.name = self.image_set.name
     self.scales = tuple(float(s) for s in scales)
     self.channels = channels
     self.max_images = max_images
+    self.max_shapes = max_shapes
 
   @functools.cached_property
   def pairs(self) -> dict[float, list[degradation.SRPair]]:
@@ -45,11 +65,20 @@ class BenchmarkEvaluator:
     return {s: [degradation.make_pair(img, s, self.channels, name)
                 for name, img in images] for s in self.scales}
 
+  def padded_shapes(self, scale: float) -> dict[tuple[int, int], tuple[int, int]]:
+    """LR shape -> the shape it is padded to at `scale` ({} when not padding)."""
+    if not self.max_shapes or not float(scale).is_integer():
+      return {}
+    return plan_buckets([pair.lr.shape[:2] for pair in self.pairs[scale]],
+                        self.max_shapes)
+
   def per_image(self, predict: Predict, scale: float) -> list[dict]:
+    plan = self.padded_shapes(scale) if getattr(predict, 'paddable', False) else {}
     rows = []
     for pair in self.pairs[scale]:
       size = pair.target.shape[:2]
-      sr = np.asarray(predict(pair.lr[None], size))[0]
+      padded = plan.get(pair.lr.shape[:2])
+      sr = predict_padded(predict, pair.lr[None], size, padded, int(scale))[0]
       rows.append({'image': pair.name, **degradation.score(sr, pair)})
     return rows
 
@@ -76,12 +105,47 @@ def bicubic_predict(lr: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
   return np.stack([imresize(x, output_size=output_size) for x in lr])
 
 
-# model_predict's default `bucket`: 0, every LR shape as it is. Measured on
-# the 2-core CPU (benchmarks/RESULTS.md): bucket=128 compiles Set5 in 3, 2, 1
-# shapes at x2, x3, x4 instead of 5, but the padded pixels cost more time
-# than the compilations save for VDSR and EEDS (compiled once a process), and
-# move PSNR by up to +0.007 dB (trained EEDS, Set14).
-EVAL_BUCKET = 0
+def plan_buckets(shapes: Iterable[tuple[int, int]], max_shapes: int
+                 ) -> dict[tuple[int, int], tuple[int, int]]:
+  """Maps every (h, w) to a shape (H >= h, W >= w) shared by at most `max_shapes`.
+
+  Greedy: one bucket per distinct shape, then the two buckets whose union
+  (their element-wise largest shape) adds the fewest padded pixels over the
+  images in them are merged, until at most `max_shapes` remain.
+  """
+  counts = collections.Counter(tuple(int(v) for v in s) for s in shapes)
+  members = [[s] for s in sorted(counts)]
+  size = np.array(sorted(counts), dtype=np.int64).reshape(-1, 2)
+  weight = np.array([counts[s] for s in sorted(counts)], dtype=np.int64)
+  while len(members) > max(1, max_shapes):
+    union = np.maximum(size[:, None], size[None])
+    cost = (union.prod(-1) * (weight[:, None] + weight[None])
+            - (size.prod(-1) * weight)[:, None] - (size.prod(-1) * weight)[None])
+    np.fill_diagonal(cost, np.iinfo(np.int64).max)
+    i, j = sorted(np.unravel_index(np.argmin(cost), cost.shape))
+    size[i], weight[i] = union[i, j], weight[i] + weight[j]
+    members[i] += members.pop(j)
+    size, weight = np.delete(size, j, 0), np.delete(weight, j)
+  return {s: (int(h), int(w)) for group, (h, w) in zip(members, size) for s in group}
+
+
+def predict_padded(predict: Predict, lr: np.ndarray, output_size: tuple[int, int],
+                   padded: tuple[int, int] | None, scale: int) -> np.ndarray:
+  """predict(lr), run on lr mirror-padded to `padded` and cropped back.
+
+  Unpadded when `padded` is None or the LR's own shape, or when the output
+  is not exactly scale × the LR size.
+  """
+  from jaxsr import tiling
+  h, w = lr.shape[1:3]
+  size = tuple(int(v) for v in output_size)
+  if padded is None or tuple(padded) == (h, w) or size != (scale * h, scale * w):
+    return np.asarray(predict(lr, size))
+  rows = tiling.mirror_indices(0, padded[0], h)
+  cols = tiling.mirror_indices(0, padded[1], w)
+  out = predict(np.asarray(lr)[:, rows[:, None], cols[None, :]],
+                (scale * padded[0], scale * padded[1]))
+  return np.asarray(out)[:, :size[0], :size[1]]
 
 
 @functools.lru_cache(maxsize=64)
@@ -96,35 +160,17 @@ def _jitted_apply(model):
   return apply
 
 
-def model_predict(model, params, *, bucket: int = EVAL_BUCKET) -> Predict:
+def model_predict(model, params) -> Predict:
   """A predict function from a Flax model and its variables (jit per shape).
 
-  bucket > 0: an LR image is padded at its bottom and right, by MATLAB's
-  symmetric extension (`tiling.mirror_indices`, as the tiled upscaler), to
-  sides that are multiples of `bucket`, run, and the SR cropped back, so
-  images of similar sizes share one compilation. Only when the requested
-  size is exactly scale × the LR size (any integer scale; else unpadded).
-  The pixels near the bottom and right borders (within the model's receptive
-  field) then see the mirrored image instead of the convolutions' zero
-  padding: a small change (measured in benchmarks/RESULTS.md); bicubic is
-  unchanged. bucket=0 runs every shape as it is.
+  Marked `paddable`: evaluators may run it on padded images (see
+  BenchmarkEvaluator).
   """
-  from jaxsr import tiling
   apply = _jitted_apply(model)
-  scale = float(model.scale)
 
   def predict(lr, output_size):
-    size = tuple(int(v) for v in output_size)
-    h, w = lr.shape[1:3]
-    padded = tuple(tiling._round_up(n, bucket) for n in (h, w)) if bucket else (h, w)
-    if (padded != (h, w) and size == (scale * h, scale * w)
-        and all(float(scale * n).is_integer() for n in padded)):
-      rows = tiling.mirror_indices(0, padded[0], h)
-      cols = tiling.mirror_indices(0, padded[1], w)
-      lr = np.asarray(lr)[:, rows[:, None], cols[None, :]]
-      out = apply(params, lr, tuple(int(scale * n) for n in padded))
-      return np.asarray(out)[:, :size[0], :size[1]]
-    return np.asarray(apply(params, lr, size))
+    return np.asarray(apply(params, lr, tuple(int(v) for v in output_size)))
+  predict.paddable = True
   return predict
 
 

@@ -180,7 +180,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   writer = metric_writers.MetricWriter(workdir, enabled=is_chief)
   evaluators = [evaluation.build_evaluator(
       'benchmark', dataset=name, scales=scales, channels=c.model.channels,
-      data_dir=data_dir, max_images=c.eval.max_images or None)
+      data_dir=data_dir, max_images=c.eval.max_images or None,
+      max_shapes=c.eval.max_shapes)
       for name in _resolve_eval_sets(c)]
 
   def run_eval(step):

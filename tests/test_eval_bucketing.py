@@ -1,4 +1,4 @@
-"""Shape bucketing in evaluation.model_predict: fewer compilations, same SR."""
+"""Shape bucketing in evaluation: at most EVAL_MAX_SHAPES compilations a set, same SR."""
 
 import jax
 import jax.numpy as jnp
@@ -9,22 +9,41 @@ from jaxsr import evaluation
 from jaxsr import models
 from jaxsr import tiling
 
-SIZES = [(30, 41), (50, 64), (64, 57)]  # all in the 64×64 bucket
+
+def test_plan_buckets_covers_every_shape_with_few_shapes():
+  # Set5's LR shapes at x2: the two smallest squares and the 140² share 144².
+  set5_x2 = [(256, 256), (144, 144), (128, 128), (140, 140), (114, 172)]
+  plan = evaluation.plan_buckets(set5_x2, 3)
+  assert plan == {(256, 256): (256, 256), (144, 144): (144, 144), (128, 128): (144, 144),
+                  (140, 140): (144, 144), (114, 172): (114, 172)}
+  rng = np.random.default_rng(0)
+  shapes = [tuple(s) for s in rng.integers(20, 300, (60, 2))]
+  for k in (1, 2, 3, 7):
+    plan = evaluation.plan_buckets(shapes, k)
+    assert len(set(plan.values())) == k
+    assert all(b[0] >= s[0] and b[1] >= s[1] for s, b in plan.items())
+  # Repeated shapes weigh: 9 images of 100² stay unpadded, 1 of 90² joins them.
+  plan = evaluation.plan_buckets([(100, 100)] * 9 + [(90, 90), (10, 200)], 2)
+  assert plan[(90, 90)] == (100, 100) and plan[(10, 200)] == (10, 200)
+  assert evaluation.plan_buckets([(5, 7)] * 4, 3) == {(5, 7): (5, 7)}
+  assert evaluation.plan_buckets([], 3) == {}
 
 
-def _predict_both(model, variables, lr, bucket=64):
-  size = tuple(int(model.scale) * n for n in lr.shape[:2])
-  padded = evaluation.model_predict(model, variables, bucket=bucket)(lr[None], size)[0]
-  plain = evaluation.model_predict(model, variables, bucket=0)(lr[None], size)[0]
-  assert padded.shape == plain.shape == size + lr.shape[2:]
-  return padded, plain
+def _predict_both(model, variables, lr, padded):
+  scale = int(model.scale)
+  size = tuple(scale * n for n in lr.shape[:2])
+  predict = evaluation.model_predict(model, variables)
+  out = evaluation.predict_padded(predict, lr[None], size, padded, scale)[0]
+  plain = predict(lr[None], size)[0]
+  assert out.shape == plain.shape == size + lr.shape[2:]
+  return out, plain
 
 
 @pytest.mark.parametrize('scale', [2, 3])
 def test_bicubic_is_unchanged_by_padding(scale):
   model = models.get_model('bicubic', scale=scale)
   lr = np.random.default_rng(0).random((37, 50, 1), np.float32)
-  padded, plain = _predict_both(model, {}, lr)
+  padded, plain = _predict_both(model, {}, lr, (64, 64))
   np.testing.assert_allclose(padded, plain, atol=1e-5)
 
 
@@ -33,32 +52,53 @@ def test_conv_model_changes_only_pixels_near_the_padded_borders():
   variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
   radius = tiling.measure_receptive_radius(model, variables, limit=8)
   lr = np.random.default_rng(1).random((37, 45, 1), np.float32)
-  padded, plain = _predict_both(model, variables, lr)
+  padded, plain = _predict_both(model, variables, lr, (64, 64))
   keep = 2 * (radius + 1)  # SR pixels whose receptive field stays inside the image
+  assert np.abs(padded - plain).max() > 1e-3  # the bottom/right borders did change
   np.testing.assert_allclose(padded[:-keep, :-keep], plain[:-keep, :-keep], atol=1e-4)
   # The top and left borders see the same zero padding as before.
   np.testing.assert_allclose(padded[:keep, :-keep], plain[:keep, :-keep], atol=1e-4)
 
 
-def test_one_compilation_per_bucket_and_none_for_a_new_predict():
+def test_a_set_compiles_at_most_max_shapes_times_and_once_per_process(tmp_path):
+  from PIL import Image
+  rng = np.random.default_rng(3)
+  for i, (h, w) in enumerate([(60, 82), (100, 128), (128, 114), (64, 64), (90, 70)]):
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(tmp_path / f'{i}.png')
   model = models.get_model('espcn', scale=2, features=(8, 4))  # its own jit cache
   variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
   apply = evaluation._jitted_apply(model)
+  ev = evaluation.BenchmarkEvaluator(str(tmp_path), [2])
+  assert len({p.lr.shape for p in ev.pairs[2.0]}) == 5
   before = apply._cache_size()
-  predict = evaluation.model_predict(model, variables, bucket=64)
-  for h, w in SIZES:
-    predict(np.zeros((1, h, w, 1), np.float32), (2 * h, 2 * w))
-  assert apply._cache_size() - before == 1
-  # A new predict function (training builds one per evaluation) reuses it.
-  evaluation.model_predict(model, variables)(np.zeros((1, 30, 41, 1), np.float32), (60, 82))
-  new_params = jax.tree.map(lambda p: p + 1, variables)
-  evaluation.model_predict(model, new_params, bucket=64)(
-      np.zeros((1, 30, 41, 1), np.float32), (60, 82))
-  assert apply._cache_size() - before == 2  # the 64×64 bucket and 30×41 unpadded
+  padded = ev.run(evaluation.model_predict(model, variables))
+  assert apply._cache_size() - before == 3
+  # A new predict function (training builds one per evaluation) compiles nothing.
+  again = ev.run(evaluation.model_predict(model, variables))
+  assert apply._cache_size() - before == 3 and again == padded
+  plain = evaluation.BenchmarkEvaluator(str(tmp_path), [2], max_shapes=0).run(
+      evaluation.model_predict(model, variables))
+  shapes = {p.lr.shape[:2] for p in ev.pairs[2.0]}
+  new_shapes = shapes - set(ev.padded_shapes(2).values())  # the others are buckets too
+  assert apply._cache_size() - before == 3 + len(new_shapes) and len(new_shapes) >= 2
+  assert abs(plain['x2']['psnr_y'] - padded['x2']['psnr_y']) < 0.5
 
 
-def test_sizes_other_than_scale_times_lr_run_unpadded():
-  model = models.get_model('bicubic', scale=2)
-  lr = np.random.default_rng(2).random((1, 20, 30, 1), np.float32)
-  out = evaluation.model_predict(model, {}, bucket=64)(lr, (41, 59))
-  assert out.shape == (1, 41, 59, 1)
+def test_bicubic_predict_and_non_integer_scales_are_never_padded(tmp_path):
+  from PIL import Image
+  rng = np.random.default_rng(4)
+  for i, (h, w) in enumerate([(60, 82), (100, 128), (128, 114), (64, 64), (90, 70)]):
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(tmp_path / f'{i}.png')
+  ev = evaluation.BenchmarkEvaluator(str(tmp_path), [2, 1 / 0.3])
+  seen = []
+
+  def recording(lr, size):
+    seen.append(lr.shape[1:3])
+    return evaluation.bicubic_predict(lr, size)
+  ev.run(recording)
+  assert len(set(seen)) == 10  # no `paddable` mark: every shape as it is
+  recording.paddable = True
+  seen.clear()
+  ev.run(recording)
+  assert len(set(seen[:5])) == 3 and len(set(seen[5:])) == 5
+  assert ev.padded_shapes(1 / 0.3) == {}

@@ -79,6 +79,7 @@ def test_config_arguments_are_checked():
     ('data.scales', (2, 3), r'config.data.scales.*learned stride'),
     ('optim.name', 'lamb', r"config.optim.name='lamb'"),
     ('model.kwargs.upsampling', 'pixelshuffle', r'config.model.kwargs'),
+    ('eval.max_shapes', -1, r'config.eval.max_shapes=-1 must be >= 0'),
 ])
 def test_invalid_config_names_the_key(key, value, message):
   c = load_config_module(REPO / 'configs' / 'eeds.py').get_config('scale=4')
