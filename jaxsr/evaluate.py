@@ -3,11 +3,13 @@ r"""Benchmark evaluation by the SR protocol.
   python -m jaxsr.evaluate --model=bicubic --sets=set5,set14,b100 --scales=2,3,4 \
       --json_out=bicubic.json
   python -m jaxsr.evaluate --workdir=workdirs/eeds --sets=set5,set14,b100
+  python -m jaxsr.evaluate --pretrained=eeds --scales=3 --sets=set5,set14,b100
 
 Prints a table and writes {"<set>": {"x<scale>": {"psnr_y", "ssim_y", "n"}}}.
 A trained model comes from --workdir (its config.json and best checkpoint) or
---checkpoint with --model; --model alone evaluates an untrained model, which
-only makes sense for `bicubic`.
+--checkpoint with --model, or the package's shipped weights from --pretrained;
+--model alone evaluates an untrained model, which only makes sense for
+`bicubic`.
 """
 
 from __future__ import annotations
@@ -31,8 +33,12 @@ _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Data root (default $JAXSR_DAT
 _MAX_IMAGES = flags.DEFINE_integer('max_images', None, 'Evaluate the first N images.')
 _JSON_OUT = flags.DEFINE_string('json_out', None, 'Write results as JSON here.')
 _MAX_SHAPES = flags.DEFINE_integer(
-    'max_shapes', evaluation.EVAL_MAX_SHAPES, 'Compiled LR shapes per set and scale: images are mirror-padded '
-    'to at most this many (0: every shape as it is; bicubic is never padded).')
+    'max_shapes', evaluation.EVAL_MAX_SHAPES, 'Compiled LR shapes per set and scale: '
+    'images are mirror-padded to at most this many (0: every shape as it is; bicubic '
+    'is never padded).')
+_PRETRAINED = flags.DEFINE_string(
+    'pretrained', None, 'Shipped weights, e.g. eeds (with --scales=S; see '
+    '`python -m jaxsr.pretrained list`).')
 
 
 def load_trained(workdir: str | None, model_name: str | None,
@@ -67,12 +73,16 @@ def load_trained(workdir: str | None, model_name: str | None,
 
 def main(argv):
   del argv
-  from jaxsr import evaluation
-  from jaxsr import models
   try:
     scales = evaluation.parse_scales(_SCALES.value) if _SCALES.value else None
-    name, model, params, cfg = load_trained(_WORKDIR.value, _MODEL.value, _CHECKPOINT.value,
-                                      scales[0] if scales else None, _CHANNELS.value)
+    if _PRETRAINED.value:
+      from jaxsr import pretrained
+      name, cfg = _PRETRAINED.value, {}
+      model, params = pretrained.load(name, scales[0] if scales else 2)
+    else:
+      name, model, params, cfg = load_trained(_WORKDIR.value, _MODEL.value,
+                                              _CHECKPOINT.value,
+                                              scales[0] if scales else None, _CHANNELS.value)
     if scales is None:
       scales = list(cfg.get('data', {}).get('scales') or []) or [model.scale]
     if params is None:
@@ -96,7 +106,7 @@ def main(argv):
       results[evaluator.name] = per_scale
   except (ValueError, FileNotFoundError) as e:
     raise SystemExit(f'error: {e}') from None
-  title = _WORKDIR.value or _MODEL.value
+  title = _WORKDIR.value or _MODEL.value or f'pretrained {_PRETRAINED.value}'
   print(evaluation.format_table(results, title=title))
   if _JSON_OUT.value:
     out = pathlib.Path(_JSON_OUT.value)

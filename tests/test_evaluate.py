@@ -68,8 +68,21 @@ def test_cli_prints_a_table_and_writes_json(photo_folder, tmp_path):
   assert '| myphotos |' in proc.stdout
 
 
+def test_cli_scores_shipped_weights_above_bicubic(tmp_path):
+  out = {}
+  for model in ('--pretrained=eeds', '--model=bicubic'):
+    path = tmp_path / f'{model[2:6]}.json'
+    proc = subprocess.run(
+        [sys.executable, '-m', 'jaxsr.evaluate', model, '--sets=embedded_test',
+         '--scales=2', f'--json_out={path}'], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out[model] = json.loads(path.read_text())['embedded_test']['x2']['psnr_y']
+  assert out['--pretrained=eeds'] > out['--model=bicubic'] + 0.5
+
+
 @pytest.mark.parametrize('args,message', [
     (['--model=bicubic', '--sets=nosuchset'], 'nosuchset'),
+    (['--pretrained=eeds', '--scales=7', '--sets=set5'], 'no pretrained weights eeds_x7'),
     (['--model=vdsrr', '--sets=set5'], 'unknown model'),
     (['--model=bicubic', '--scales=two'], 'scales must be numbers'),
 ])
