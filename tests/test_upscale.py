@@ -14,6 +14,7 @@ from PIL import Image
 
 from jaxsr import checkpointing
 from jaxsr import color
+from jaxsr import config_base
 from jaxsr import models
 from jaxsr import pretrained
 from jaxsr import tiling
@@ -122,8 +123,9 @@ def test_shapes_are_bucketed_and_odd_sizes_work():
 def trained_run(tmp_path_factory):
   """A workdir like training writes: config.json and a checkpoint of random ees."""
   workdir = tmp_path_factory.mktemp('run')
-  (workdir / 'config.json').write_text(json.dumps(
-      {'model': {'name': 'ees', 'scale': 2.0, 'channels': 1, 'kwargs': {}}}))
+  (workdir / 'config.json').write_text(config_base.base_config('ees').to_json())
+  (workdir / 'metrics.jsonl').write_text(json.dumps(
+      {'step': 7, 'train/loss': 0.1, 'train/elapsed_s': 1.5}) + '\n')
   params = _init(models.get_model('ees', scale=2))
   ckpt = checkpointing.Checkpointer(workdir, use_async=False)
   ckpt.save(0, {'step': 0, 'params': params}, force=True)
@@ -148,6 +150,10 @@ def test_export_and_load(trained_run, tmp_path):
   meta = json.loads(path.read_text())
   assert meta['model'] == 'ees' and meta['scale'] == 2 and meta['channels'] == 1
   assert meta['scores'] == scores and meta['source'] == str(workdir.resolve())
+  config = json.loads((workdir / 'config.json').read_text())
+  assert meta['training']['optim'] == config['optim']
+  assert meta['training']['train'] == config['train']
+  assert (meta['training']['last_step'], meta['training']['train_time_s']) == (7, 1.5)
   assert pretrained.available(tmp_path) == [('ees', 2.0)]
   model, loaded = pretrained.load('ees', 2, directory=tmp_path)
   jax.tree.map(np.testing.assert_array_equal, loaded, params)
