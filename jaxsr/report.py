@@ -279,8 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     if args.experiment == 'scale030':
       from jaxsr import report_scale030
-      report_scale030.scale030_experiment(load_run(args.workdir), out, image=args.image,
+      run = load_run(args.workdir)
+      report_scale030.scale030_experiment(run, out, image=args.image,
                                           data_dir=args.data_dir)
+      if args.archive:
+        print(f'archived {run["workdir"]} as {archive_run(run, pathlib.Path(args.archive))}')
     else:
       write_report(args.workdirs, out, [s for s in args.sets.split(',') if s],
                    args.data_dir, args.image, args.reevaluate,

@@ -172,7 +172,8 @@ def test_scale030_experiment(runs, tmp_path):
   Image.fromarray(skimage.data.chelsea()[60:200, 100:260]).save(image)
   out = tmp_path / 'out'
   assert report.main(['--experiment=scale030', f'--workdir={runs["vdsr"]}',
-                      f'--image={image}', f'--out={out}']) == 0
+                      f'--image={image}', f'--out={out}',
+                      f'--archive={tmp_path / "archive"}']) == 0
   result = json.loads((out / 'scale030.json').read_text())
   lr_shape, bicubic_psnr = independent_bicubic_psnr(skimage.data.chelsea()[60:200, 100:260],
                                                     0.30)
@@ -182,10 +183,9 @@ def test_scale030_experiment(runs, tmp_path):
   table = (out / 'scale030.md').read_text()
   assert f"| bicubic | {result['bicubic']['psnr_y']:.2f} |" in table
   assert Image.open(out / 'scale030.png').size[0] > 800
-  # A committed run (no checkpoints) gives the same files from its cache.
-  shutil.copytree(runs['vdsr'], tmp_path / 'vdsr', ignore=shutil.ignore_patterns(
-      'checkpoints', 'best'))
-  assert report.main(['--experiment=scale030', f'--workdir={tmp_path / "vdsr"}',
+  # The archived run (no checkpoints) gives the same files from its cache.
+  assert not (tmp_path / 'archive' / 'vdsr' / 'checkpoints').exists()
+  assert report.main(['--experiment=scale030', f'--workdir={tmp_path / "archive" / "vdsr"}',
                       f'--image={image}', f'--out={tmp_path / "again"}']) == 0
   for name in ('scale030.json', 'scale030.md', 'scale030.png'):
     assert (tmp_path / 'again' / name).read_bytes() == (out / name).read_bytes(), name
