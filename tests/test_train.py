@@ -135,6 +135,22 @@ def test_one_and_eight_devices_give_the_same_losses(photo_dirs, tmp_path):
   np.testing.assert_allclose([eight[k] for k in one], list(one.values()), rtol=1e-5)
 
 
+def test_a_run_saved_on_eight_devices_resumes_on_one(photo_dirs, tmp_path):
+  straight = tiny_config(photo_dirs, steps=6)
+  train.train_and_evaluate(straight, tmp_path / 'straight', devices=jax.devices()[:1])
+  first = tiny_config(photo_dirs, steps=4)
+  train.train_and_evaluate(first, tmp_path / 'moved', devices=jax.devices())
+  train.train_and_evaluate(straight, tmp_path / 'moved', devices=jax.devices()[:1])
+  moved = losses(tmp_path / 'moved')
+  assert list(moved) == [1, 2, 3, 4, 5, 6]
+  np.testing.assert_allclose(list(moved.values()), list(losses(tmp_path / 'straight').values()),
+                             rtol=1e-5)
+  a = jax.tree.leaves(checkpointing.restore_params(tmp_path / 'straight' / 'checkpoints'))
+  b = jax.tree.leaves(checkpointing.restore_params(tmp_path / 'moved' / 'checkpoints'))
+  for x, y in zip(a, b):
+    np.testing.assert_allclose(x, y, atol=1e-5, rtol=0)
+
+
 def test_metrics_jsonl_and_config_json(photo_dirs, tmp_path):
   c = tiny_config(photo_dirs, steps=2)
   final = train.train_and_evaluate(c, tmp_path, devices=jax.devices()[:1])
