@@ -127,6 +127,10 @@ def archive_run(run: dict, dest: pathlib.Path) -> pathlib.Path:
   target = dest / run['workdir'].name
   if target.resolve() == run['workdir'].resolve():
     return target
+  archived = target / 'config.json'
+  if archived.is_file() and archived.read_text() != (run['workdir'] / 'config.json').read_text():
+    raise ReportError(f'{target} already archives another run (its config.json differs '
+                      f'from {run["workdir"]}\'s): rename one of the workdirs')
   tmp = dest / f'.{target.name}.tmp'
   shutil.rmtree(tmp, ignore_errors=True)
   tmp.mkdir(parents=True)

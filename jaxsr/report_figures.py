@@ -77,16 +77,19 @@ def convergence_plot(runs: Sequence[dict], path: pathlib.Path,
   many_scales = len({run['scales'][0] for run, _, _ in series}) > 1
   many_sets = len({key for _, key, _ in series}) > 1
   fig, (ax_time, ax_step) = plt.subplots(1, 2, figsize=(12.5, 4.2), sharey=True)
+  # Matplotlib's default cycle repeats after 10 colours; tab20 keeps up to 20 apart.
+  colors = plt.get_cmap('tab10' if len(series) <= 10 else 'tab20').colors
   baselines = {}
-  for run, key, rows in series:
+  for i, (run, key, rows) in enumerate(series):
     notes = ([f'×{run["scales"][0]:g}'] if many_scales else []) + (
         [set_title(key.split('/')[1])] if many_sets else [])
     label = run['label'] + (f' ({", ".join(notes)})' if notes else '')
     psnr = [r[key] for r in rows]
-    line, = ax_time.plot([r.get('train/elapsed_s', 0.0) / div for r in rows], psnr,
-                         marker='o', markersize=3, label=label)
+    color = colors[i % len(colors)]
+    ax_time.plot([r.get('train/elapsed_s', 0.0) / div for r in rows], psnr,
+                 marker='o', markersize=3, color=color, label=label)
     ax_step.plot([r['step'] for r in rows], psnr, marker='o', markersize=3,
-                 color=line.get_color(), label=label)
+                 color=color, label=label)
     bicubic = rows[-1].get(key.replace('/psnr_y', '/bicubic_psnr_y'))
     if bicubic is not None:
       baselines[(key.split('/')[1], run['scales'][0])] = bicubic

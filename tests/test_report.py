@@ -270,3 +270,12 @@ def test_sweep_only_keeps_points_whose_config_matches(capsys):
                        ('model.scale=5', 'matches no point')]:
     with pytest.raises(SystemExit, match=message):
       sweep.main(['--config=configs/eeds.py', '--workdir_root=w', '--print', f'--only={bad}'])
+
+
+def test_archive_refuses_to_replace_another_run_of_the_same_name(runs, tmp_path):
+  report.archive_run(report.load_run(runs['ees_x2']), tmp_path / 'archive')
+  report.archive_run(report.load_run(runs['ees_x2']), tmp_path / 'archive')  # same run: fine
+  other = tmp_path / 'elsewhere' / 'ees_x2'
+  shutil.copytree(runs['ees_x3'], other)
+  with pytest.raises(report.ReportError, match='already archives another run'):
+    report.archive_run(report.load_run(other), tmp_path / 'archive')
