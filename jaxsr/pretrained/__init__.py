@@ -80,11 +80,11 @@ def load(name: str = 'eeds', scale: float = 2,
   meta = _read_meta(directory, name, scale)
   if meta is None:
     shipped = available(directory)
-    hint = (f'available: {describe_available(directory)} (pick one with --model '
-            f'and --scale)' if shipped else 'none are installed')
+    hint = (f'available: {describe_available(directory)}' if shipped
+            else 'none are installed')
     raise PretrainedNotFoundError(
-        f'no pretrained weights {file_stem(name, scale)}; {hint}. Or upscale '
-        f'with a trained run: --workdir=RUN (see README, Training)')
+        f'no pretrained weights {file_stem(name, scale)}; {hint}. Or use a '
+        f'trained run: --workdir=RUN (see README, Training)')
   model = models.get_model(meta['model'], scale=float(meta['scale']),
                            channels=int(meta['channels']), **meta['kwargs'])
   blob = _folder(directory).joinpath(file_stem(name, scale) + '.msgpack')
