@@ -8,6 +8,7 @@ Y-channel results are shown in colour with the chroma of the bicubic image.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import pathlib
 import sys
@@ -18,6 +19,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from jaxsr import color  # noqa: E402
 from jaxsr import datasets  # noqa: E402
@@ -28,8 +30,19 @@ from jaxsr.imresize import imresize  # noqa: E402
 
 SET_TITLES = {'set5': 'Set5', 'set14': 'Set14', 'b100': 'B100', 'urban100': 'Urban100'}
 
-# PNG metadata off, so the same inputs give the same bytes.
-_SAVE = {'dpi': 110, 'metadata': {'Software': None}}
+DPI = 110
+# Panels per row of the comparison figure.
+MAX_COLUMNS = 7
+
+
+def save_figure(fig, path: pathlib.Path) -> None:
+  """Saves and closes `fig` as an RGB PNG (the background is opaque, so the
+  alpha channel matplotlib writes is dropped), with no metadata, so the same
+  inputs give the same bytes."""
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format='png', dpi=DPI)
+  plt.close(fig)
+  Image.open(buffer).convert('RGB').save(path, optimize=True)
 
 
 def set_title(name: str) -> str:
@@ -118,8 +131,7 @@ def convergence_plot(runs: Sequence[dict], path: pathlib.Path,
     fig.text(0.5, 0.01, note, ha='center', fontsize=8, color='gray')
   fig.suptitle(f'Convergence: {title} PSNR during training')
   fig.tight_layout(rect=(0, 0.03, 1, 1))
-  fig.savefig(path, **_SAVE)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 # --- Images ---
@@ -174,8 +186,14 @@ def caption(label: str, score: dict | None) -> str:
 
 def panel_figure(blocks: list[tuple[str, list[tuple[str, np.ndarray]]]],
                  path: pathlib.Path, crop: tuple[int, int, int], title: str) -> None:
-  """Per block (row label, [(caption, uint8 RGB)]): full images, then the crop zoomed."""
+  """Per block (row label, [(caption, uint8 RGB)]): full images, then the crop zoomed.
+
+  A block of more than MAX_COLUMNS panels wraps onto further rows, so the
+  figure stays readable where it is shown.
+  """
   top, left, side = crop
+  blocks = [(label if i == 0 else '', panels[i:i + MAX_COLUMNS])
+            for label, panels in blocks for i in range(0, len(panels), MAX_COLUMNS)]
   cols = max(len(panels) for _, panels in blocks)
   h, w = blocks[0][1][0][1].shape[:2]
   cell = 2.7
@@ -205,8 +223,7 @@ def panel_figure(blocks: list[tuple[str, list[tuple[str, np.ndarray]]]],
     zoom[0].set_ylabel('zoom', fontsize=9)
   fig.suptitle(title, fontsize=11)
   fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
-  fig.savefig(path, **_SAVE)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 def _bicubic_panel(hr: np.ndarray, scale: float, name: str, gray: bool):
@@ -234,7 +251,6 @@ def cached_output(run: dict, key: str, compute: Callable[[], tuple[np.ndarray, d
   committed runs without their checkpoints, and recomputed when the run's
   best checkpoint changes (or run['reevaluate'] is set).
   """
-  from PIL import Image
   step = run['checkpoint_step']
   png = run['workdir'] / 'report_cache' / f'{key}.png'
   meta = png.with_suffix('.json')

@@ -115,6 +115,20 @@ def test_figures_are_written_and_not_blank(report_out):
   assert len(np.unique(figure.reshape(-1, 3), axis=0)) > 5000  # photographs
 
 
+def test_figures_are_rgb_and_long_rows_wrap(tmp_path):
+  from jaxsr import report_figures
+  img = np.asarray(skimage.data.chelsea()[:64, :64])
+  sizes = {}
+  for n in (report_figures.MAX_COLUMNS, report_figures.MAX_COLUMNS + 2):
+    path = tmp_path / f'{n}.png'
+    report_figures.panel_figure([('×2', [(f'p{i}', img) for i in range(n)])], path,
+                                (0, 0, 16), 'title')
+    assert Image.open(path).mode == 'RGB'
+    sizes[n] = Image.open(path).size
+  (w7, h7), (w9, h9) = sizes.values()
+  assert w9 == w7 and h9 > 1.8 * h7  # 9 panels: a second row, not wider
+
+
 def test_a_committed_run_regenerates_the_report_exactly(runs, report_out, tmp_path,
                                                        monkeypatch):
   """No checkpoints, only config.json, metrics.jsonl and the report's caches."""
