@@ -114,9 +114,10 @@ def plan_buckets(shapes: Iterable[tuple[int, int]], max_shapes: int
   images in them are merged, until at most `max_shapes` remain.
   """
   counts = collections.Counter(tuple(int(v) for v in s) for s in shapes)
-  members = [[s] for s in sorted(counts)]
-  size = np.array(sorted(counts), dtype=np.int64).reshape(-1, 2)
-  weight = np.array([counts[s] for s in sorted(counts)], dtype=np.int64)
+  distinct = sorted(counts)
+  members = [[s] for s in distinct]
+  size = np.array(distinct, dtype=np.int64).reshape(-1, 2)
+  weight = np.array([counts[s] for s in distinct], dtype=np.int64)
   while len(members) > max(1, max_shapes):
     union = np.maximum(size[:, None], size[None])
     cost = (union.prod(-1) * (weight[:, None] + weight[None])

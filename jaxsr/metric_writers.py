@@ -62,3 +62,10 @@ def read_metrics(workdir: str | epath.PathLike) -> list[dict[str, Any]]:
   if not path.exists():
     return []
   return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def training_summary(rows: list[dict[str, Any]]) -> tuple[int, float]:
+  """(last logged step, training wall-clock seconds) of metrics.jsonl rows."""
+  steps = max((r['step'] for r in rows), default=0)
+  elapsed = max((r.get('train/elapsed_s', 0.0) for r in rows), default=0.0)
+  return steps, elapsed

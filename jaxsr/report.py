@@ -162,10 +162,7 @@ def parameter_count(run: dict) -> int:
 
 def training_summary(run: dict) -> tuple[int, float]:
   """(last logged step, training wall-clock seconds) from metrics.jsonl."""
-  rows = run['rows']
-  steps = max((r['step'] for r in rows), default=0)
-  elapsed = max((r.get('train/elapsed_s', 0.0) for r in rows), default=0.0)
-  return steps, elapsed
+  return metric_writers.training_summary(run['rows'])
 
 
 def format_duration(seconds: float) -> str:

@@ -39,10 +39,6 @@ def load_module(config: str):
   return module
 
 
-def load_sweep(config: str) -> list[dict]:
-  return load_module(config).get_sweep()
-
-
 def _value(v) -> str:
   if isinstance(v, (tuple, list)):
     return '(' + ','.join(_value(x) for x in v) + (',)' if len(v) == 1 else ')')
@@ -61,22 +57,21 @@ def run_name(point: dict) -> str:
   return '_'.join(parts) or 'default'
 
 
-def select(config: str, points: list[dict], only: list[str]) -> list[dict]:
+def select(module, arg: str, points: list[dict], only: list[str]) -> list[dict]:
   """The points whose config, with the point's overrides, has every `key=value`."""
   if not only:
     return points
   from jaxsr import config_base
-  _, _, arg = config.partition(':')
-  base = load_module(config).get_config(arg or None)
   wanted = []
   for item in only:
     key, sep, value = item.partition('=')
     if not sep:
       raise SystemExit(f'error: --only={item!r}: expected key=value, e.g. model.scale=2')
     wanted.append((key, value))
+  base = module.get_config(arg or None)
 
-  def matches(point, key, value):
-    node = config_base.apply_overrides(base, point)
+  def matches(config, key, value):
+    node = config
     for part in key.split('.'):
       if part not in node:
         raise SystemExit(f'error: --only={key}=...: the config has no key {key}')
@@ -86,7 +81,11 @@ def select(config: str, points: list[dict], only: list[str]) -> list[dict]:
     except (TypeError, ValueError):
       return _value(node) == value
 
-  picked = [p for p in points if all(matches(p, k, v) for k, v in wanted)]
+  picked = []
+  for point in points:
+    config = config_base.apply_overrides(base, point)
+    if all(matches(config, k, v) for k, v in wanted):
+      picked.append(point)
   if not picked:
     raise SystemExit(f'error: --only={",".join(only)} matches no point of the sweep')
   return picked
@@ -95,7 +94,8 @@ def select(config: str, points: list[dict], only: list[str]) -> list[dict]:
 def commands(config: str, workdir_root: str, extra: list[str],
              only: list[str] = ()) -> list[tuple[str, list[str]]]:
   out = []
-  for point in select(config, load_sweep(config), list(only)):
+  module = load_module(config)
+  for point in select(module, config.partition(':')[2], module.get_sweep(), list(only)):
     name = run_name(point)
     cmd = [sys.executable, '-m', 'jaxsr.main', f'--config={config}',
            f'--workdir={pathlib.Path(workdir_root) / name}']

@@ -148,7 +148,7 @@ def export(source: str | os.PathLike, name: str | None = None,
       'channels': int(sr_model.channels),
       'kwargs': cfg.get('model', {}).get('kwargs', {}),
       'source': str(source),
-      'training': _training_summary(source) if is_workdir else {},
+      'training': _training_summary(source, cfg) if is_workdir else {},
       'scores': scores or {},
   }
   out = pathlib.Path(out_dir) if out_dir is not None else PACKAGE_DIR
@@ -160,16 +160,13 @@ def export(source: str | os.PathLike, name: str | None = None,
   return stem.with_suffix('.json')
 
 
-def _training_summary(workdir: pathlib.Path) -> dict[str, Any]:
+def _training_summary(workdir: pathlib.Path, cfg: dict[str, Any]) -> dict[str, Any]:
   """How a run was trained: its config's data, train and optim groups, and
   its last logged step and training time (metrics.jsonl)."""
-  cfg = json.loads((workdir / 'config.json').read_text())
+  from jaxsr import metric_writers
   out = {k: cfg.get(k, {}) for k in ('data', 'train', 'optim')}
-  rows = []
-  if (workdir / 'metrics.jsonl').is_file():
-    rows = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines() if l]
-  out['last_step'] = max((r['step'] for r in rows), default=0)
-  out['train_time_s'] = max((r.get('train/elapsed_s', 0.0) for r in rows), default=0.0)
+  out['last_step'], out['train_time_s'] = metric_writers.training_summary(
+      metric_writers.read_metrics(workdir))
   return out
 
 
