@@ -17,6 +17,8 @@ compared on the same weights):
   jaxsr.models.conv; --xla_weight_grad: XLA's own, as before issue 7).
   PyTorch: zero_grad(set_to_none), loss.backward(), SGD.step(), eager.
   Reported in patches/s.
+* FLOPs are XLA's count of the step compiled with XLA's convolutions (a
+  custom call has no cost analysis), credited to every implementation.
 * infer: one LR image of --infer_sizes² (batch 1), in megapixels of SR
   output per second; PyTorch under inference_mode().
 * VDSR takes the bicubic-upsampled image. jaxsr upsamples inside the model
@@ -72,9 +74,9 @@ def parse_args(argv=None):
   p.add_argument('--warmup', type=int, default=2)
   p.add_argument('--threads', type=int, default=os.cpu_count())
   p.add_argument('--xla_flags', default='', help='appended to $XLA_FLAGS')
-  p.add_argument('--xla_weight_grad', action='store_true',
-                 help="jaxsr: XLA's own conv kernel gradients, not jaxsr.models.conv's "
-                      'chunked ones (the state before issue 7)')
+  p.add_argument('--convs', default='auto',
+                 help='jaxsr convolution implementations to time (jaxsr.models.conv.'
+                      'IMPLEMENTATIONS); the first is "jaxsr" in the ratio rows')
   p.add_argument('--check', action='store_true',
                  help='copy jaxsr weights into torch and compare outputs first')
   p.add_argument('--json_out', default=str(RESULTS))
@@ -111,7 +113,7 @@ class PeakRSS:
     self.mb = (self.peak - self.base) / 2**20
 
 
-def jax_setup(name, mode, args, size=None):
+def jax_setup(name, mode, args, size=None, impl='auto'):
   """(run(): one call, blocking; FLOPs of one call; compile s; XLA MB; n params; variables)."""
   import functools
   import jax
@@ -119,6 +121,7 @@ def jax_setup(name, mode, args, size=None):
   import ml_collections
   import numpy as np
   from jaxsr import models, optim, train
+  from jaxsr.models import conv
 
   model = models.get_model(name, scale=args.scale, channels=1)
   rng = np.random.default_rng(0)
@@ -133,11 +136,11 @@ def jax_setup(name, mode, args, size=None):
     hr_side = args.patch * args.scale
     batch = {'lr': jnp.asarray(rng.random((args.batch, args.patch, args.patch, 1), np.float32)),
              'hr': jnp.asarray(rng.random((args.batch, hr_side, hr_side, 1), np.float32))}
-    step = jax.jit(functools.partial(train.train_step, model=model, tx=tx,
-                                     schedule=schedule, loss_kind='mse'), donate_argnums=0)
-    t0 = time.perf_counter()
-    compiled = step.lower(state, batch).compile()
-    compile_s = time.perf_counter() - t0
+    # A new jit wrapper per convolution choice: traces are cached per function.
+    make_step = lambda: jax.jit(functools.partial(
+        train.train_step, model=model, tx=tx, schedule=schedule, loss_kind='mse'),
+        donate_argnums=0)
+    call_args = (state, batch)
     holder = [state]
 
     def run():
@@ -146,14 +149,17 @@ def jax_setup(name, mode, args, size=None):
       jax.block_until_ready(metrics['train/loss'])
   else:
     x = jnp.asarray(rng.random((1, size, size, 1), np.float32))
-    fwd = jax.jit(lambda v, lr: model.apply(v, lr))
-    t0 = time.perf_counter()
-    compiled = fwd.lower(variables, x).compile()
-    compile_s = time.perf_counter() - t0
+    make_step = lambda: jax.jit(lambda v, lr: model.apply(v, lr))
+    call_args = (variables, x)
 
     def run():
       compiled(variables, x).block_until_ready()
-  cost = compiled.cost_analysis()
+  t0 = time.perf_counter()
+  with conv.implementation(impl):
+    compiled = make_step().lower(*call_args).compile()
+  compile_s = time.perf_counter() - t0
+  with conv.implementation('xla'):
+    cost = make_step().lower(*call_args).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   mem = compiled.memory_analysis()
   xla_mb = (mem.argument_size_in_bytes + mem.output_size_in_bytes
@@ -219,26 +225,37 @@ def check_same_function(name, variables, net, args):
   return err
 
 
+def jaxsr_label(impl, first):
+  return 'jaxsr' if first else f'jaxsr[{impl}]'
+
+
 def measure(name, mode, args, size=None):
-  """Rows for one model and mode: jaxsr, torch and their ratio."""
-  jrun, flops, compile_s, xla_mb, jparams, variables = jax_setup(name, mode, args, size)
+  """Rows for one model and mode: each jaxsr variant, torch, and the ratios."""
+  convs = [c for c in args.convs.split(',') if c]
+  runs, setup = {}, {}
+  for k, impl in enumerate(convs):
+    label = jaxsr_label(impl, k == 0)
+    run, flops, compile_s, xla_mb, jparams, variables = jax_setup(name, mode, args, size, impl)
+    runs[label], setup[label] = run, dict(compile_s=compile_s, xla_buffers_mb=xla_mb,
+                                          convs=impl)
   trun, tparams, net = torch_setup(name, mode, args, size)
+  runs['torch'] = trun
   assert jparams == tparams, f'{name}: {jparams} parameters in jaxsr, {tparams} in torch'
   if args.check and mode == 'train':
     print(f'  check {name}: max |jaxsr - torch| = {check_same_function(name, variables, net, args):.2e}')
+  order = list(runs)
   for _ in range(args.warmup):
-    jrun()
-    trun()
-  times = {'jaxsr': [], 'torch': []}
-  runs = {'jaxsr': jrun, 'torch': trun}
+    for impl in order:
+      runs[impl]()
+  times = {impl: [] for impl in order}
   for r in range(args.repeats):
-    for impl in (('jaxsr', 'torch') if r % 2 == 0 else ('torch', 'jaxsr')):
+    for impl in (order if r % 2 == 0 else order[::-1]):
       time.sleep(0.2)  # let the other library's idle worker threads go to sleep
       t0 = time.perf_counter()
       runs[impl]()
       times[impl].append(time.perf_counter() - t0)
   peak = {}
-  for impl in ('jaxsr', 'torch'):
+  for impl in order:
     with PeakRSS() as p:
       runs[impl]()
     peak[impl] = p.mb
@@ -248,37 +265,55 @@ def measure(name, mode, args, size=None):
   else:
     work, unit, calls = (size * args.scale) ** 2 / 1e6, 'MP/s', 1
     where = f'LR {size}², SR {size * args.scale}²'
-  rows = []
-  for impl in ('jaxsr', 'torch'):
+  rows, value = [], {}
+  for impl in order:
     med = statistics.median(times[impl])
-    rows.append({'model': name, 'mode': mode, 'impl': impl, 'value': work / med,
+    value[impl] = work / med
+    rows.append({'model': name, 'mode': mode, 'impl': impl, 'value': value[impl],
                  'unit': unit, 'input': where, 'params': jparams,
                  'seconds_per_call': med / calls, 'samples_s': times[impl],
                  'gflop_per_call': flops / 1e9,
                  'gflop_per_s': flops * calls / med / 1e9,
-                 'peak_rss_growth_mb': peak[impl]})
-  rows[0].update(compile_s=compile_s, xla_buffers_mb=xla_mb)
-  rows.append({'model': name, 'mode': mode, 'input': where,
-               'ratio': rows[0]['value'] / rows[1]['value']})
+                 'peak_rss_growth_mb': peak[impl], **setup.get(impl, {})})
+  for label in order[:-1]:
+    row = {'model': name, 'mode': mode, 'input': where,
+           'ratio': value[label] / value['torch']}
+    if label != 'jaxsr':
+      row['impl'] = label
+    rows.append(row)
   return rows
 
 
 def table(rows):
-  head = ('| model | mode | input | jaxsr | PyTorch | ratio | GFLOP/call | GFLOP/s jaxsr / torch '
-          '| compile s | XLA buffers MB | peak RSS growth MB jaxsr / torch |')
+  head = ('| model | mode | input | jaxsr convs | jaxsr | PyTorch | ratio | GFLOP/call '
+          '| GFLOP/s jaxsr / torch | compile s | XLA buffers MB '
+          '| peak RSS growth MB jaxsr / torch |')
   lines = [head, '|' + '---|' * head.count(' | ') + '---|']
   by = {}
   for r in rows:
-    by.setdefault((r['model'], r['mode'], r['input']), {})[r.get('impl', 'ratio')] = r
+    key = r.get('impl', 'jaxsr') if 'ratio' in r else r['impl']
+    by.setdefault((r['model'], r['mode'], r['input']), {})[
+        ('ratio', key) if 'ratio' in r else key] = r
   for (model, mode, where), d in by.items():
-    j, t = d['jaxsr'], d['torch']
-    lines.append(
-        f"| {model} | {mode} | {where} | {j['value']:.4g} {j['unit']} | {t['value']:.4g} "
-        f"{t['unit']} | {d['ratio']['ratio']:.2f} | {j['gflop_per_call']:.3g} | "
-        f"{j['gflop_per_s']:.1f} / {t['gflop_per_s']:.1f} | {j['compile_s']:.2f} | "
-        f"{j['xla_buffers_mb']:.0f} | {j['peak_rss_growth_mb']:.0f} / "
-        f"{t['peak_rss_growth_mb']:.0f} |")
+    t = d['torch']
+    for label in [k for k in d if isinstance(k, str) and k != 'torch']:
+      j = d[label]
+      lines.append(
+          f"| {model} | {mode} | {where} | {j['convs']} | {j['value']:.4g} {j['unit']} | "
+          f"{t['value']:.4g} {t['unit']} | {d[('ratio', label)]['ratio']:.2f} | "
+          f"{j['gflop_per_call']:.3g} | {j['gflop_per_s']:.1f} / {t['gflop_per_s']:.1f} | "
+          f"{j['compile_s']:.2f} | {j['xla_buffers_mb']:.0f} | "
+          f"{j['peak_rss_growth_mb']:.0f} / {t['peak_rss_growth_mb']:.0f} |")
   return '\n'.join(lines)
+
+
+def ratios(rows):
+  """The last measurement's ratios, e.g. '1.05 (jaxsr[chunked] 0.70)'."""
+  last = [r for r in rows if 'ratio' in r and r['model'] == rows[-1]['model']
+          and r['mode'] == rows[-1]['mode'] and r['input'] == rows[-1]['input']]
+  main_ratio = ' '.join(f"{r['ratio']:.2f}" for r in last if 'impl' not in r)
+  others = ', '.join(f"{r['impl']} {r['ratio']:.2f}" for r in last if 'impl' in r)
+  return main_ratio + (f' ({others})' if others else '')
 
 
 def main(argv=None):
@@ -288,24 +323,22 @@ def main(argv=None):
   os.environ.setdefault('JAX_PLATFORMS', 'cpu')
   import jax
   import torch
-  if args.xla_weight_grad:
-    from jaxsr.models import conv
-    conv.MIN_CHANNELS = 2**31  # no convolution qualifies for the chunked gradient
+  from jaxsr.kernels import onednn_conv
   torch.set_num_threads(args.threads)
   print(f'jax {jax.__version__}, torch {torch.__version__} ({torch.get_num_threads()} '
         f'threads), {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, '
-        f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}'
-        + (", XLA's kernel gradients" if args.xla_weight_grad else ''))
+        f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}, jaxsr convs {args.convs} '
+        f'(oneDNN: {"available" if onednn_conv.available() else onednn_conv.unavailable_reason()})')
   sizes = [int(s) for s in args.infer_sizes.split(',') if s]
   modes = [m for m in args.modes.split(',') if m]
   rows = []
   for name in [m for m in args.models.split(',') if m]:
     if 'train' in modes:
       rows += measure(name, 'train', args)
-      print(f'{name} train: ratio {rows[-1]["ratio"]:.2f}', flush=True)
+      print(f'{name} train: ratio {ratios(rows)}', flush=True)
     for size in sizes if 'infer' in modes else []:
       rows += measure(name, 'infer', args, size)
-      print(f'{name} infer {size}: ratio {rows[-1]["ratio"]:.2f}', flush=True)
+      print(f'{name} infer {size}: ratio {ratios(rows)}', flush=True)
   print(table(rows))
   if args.json_out:
     out = pathlib.Path(args.json_out)

@@ -1,8 +1,9 @@
-"""The chunked kernel gradient (jaxsr.models.conv) against a float64 reference.
+"""jaxsr.models.conv's CPU convolutions against a float64 reference.
 
-The reformulation is exact (float64: equal to XLA's gradient to rounding),
-and its float32 gradient is within 1e-4 of float64 (relative L2 of the
-whole gradient, and of each parameter). The one exception is VDSR's first
+The chunked kernel gradient is exact (float64: equal to XLA's gradient to
+rounding); its float32 gradient, and that of the oneDNN convolutions
+(jaxsr.kernels.onednn_conv, float32 only), are within 1e-4 of float64
+(relative L2 of the whole gradient, and of each parameter). The one exception is VDSR's first
 conv, whose float32 gradient (a sum with much cancellation) is ~1e-3 off
 float64 with XLA's own kernel gradient too: there the bound is XLA's
 float32 error. The models are shallower than registered (compile time).
@@ -14,7 +15,12 @@ import numpy as np
 import pytest
 
 from jaxsr import models
+from jaxsr.kernels import onednn_conv
 from jaxsr.models import conv
+
+needs_onednn = pytest.mark.skipif(
+    not onednn_conv.available(),
+    reason=f'oneDNN convolutions unavailable: {onednn_conv.unavailable_reason()}')
 
 
 # Shallower than the registry's (compile time), with the same kinds of layers;
@@ -23,7 +29,7 @@ SMALL = {'vdsr': {'depth': 6}, 'edsr_baseline': {'num_blocks': 2},
          'eeds': {'num_residual_units': 1, 'upsampling_kernel': 4, 'use_shallow': False}}
 
 
-def _grads(name, dtype, batch, chunked):
+def _grads(name, dtype, batch, impl):
   """Gradient of the training loss (MSE) for a fixed random batch."""
   model = models.get_model(name, scale=2, channels=1, dtype=dtype, **SMALL.get(name, {}))
   rng = np.random.default_rng(0)
@@ -38,13 +44,13 @@ def _grads(name, dtype, batch, chunked):
   def loss(p):  # train.compute_loss's MSE, in `dtype`
     return jnp.mean((model.apply(p, lr) - hr) ** 2)
 
-  saved = conv.CHUNK_BYTES, conv.MIN_CHANNELS
-  # Chunk of 1 image for every qualifying conv, or no chunking at all.
-  conv.CHUNK_BYTES, conv.MIN_CHANNELS = (1, saved[1]) if chunked else (saved[0], 2**31)
+  saved = conv.CHUNK_BYTES
+  conv.CHUNK_BYTES = 1  # 'chunked': a chunk of 1 image for every qualifying conv
   try:
-    return jax.jit(jax.grad(loss))(params)
+    with conv.implementation(impl):
+      return jax.jit(jax.grad(loss))(params)
   finally:
-    conv.CHUNK_BYTES, conv.MIN_CHANNELS = saved
+    conv.CHUNK_BYTES = saved
 
 
 def _errors(got, want):
@@ -57,38 +63,136 @@ def _errors(got, want):
   return np.array(per_leaf), float(total)
 
 
-@pytest.mark.parametrize('name', ['vdsr', 'eeds', 'edsr_baseline', 'espcn'])
-def test_chunked_weight_grad_matches_float64(name):
-  chunked = _grads(name, jnp.float32, 3, chunked=True)
+def _float64_reference(name):
   with jax.enable_x64(True):
-    want = jax.tree.map(np.asarray, _grads(name, jnp.float64, 3, chunked=False))
-    exact = jax.tree.map(np.asarray, _grads(name, jnp.float64, 3, chunked=True))
-  assert _errors(exact, want)[1] < 1e-12
-  per_leaf, total = _errors(chunked, want)
+    return jax.tree.map(np.asarray, _grads(name, jnp.float64, 3, 'xla'))
+
+
+def _assert_float32_close(name, got, want):
+  per_leaf, total = _errors(got, want)
   assert total < 1e-4
   off = per_leaf >= 1e-4
   if off.any():  # as far off as XLA's own float32 gradient, not further
-    xla_per_leaf, _ = _errors(_grads(name, jnp.float32, 3, chunked=False), want)
+    xla_per_leaf, _ = _errors(_grads(name, jnp.float32, 3, 'xla'), want)
     np.testing.assert_array_less(per_leaf[off], 2 * xla_per_leaf[off])
 
 
-def test_chunked_conv_is_used_only_where_it_qualifies():
-  assert conv.weight_grad_chunk((16, 40, 40, 64)) == 1
-  assert conv.weight_grad_chunk((16, 20, 20, 64)) == 2
-  assert conv.weight_grad_chunk((4, 8, 8, 1)) == 4
-  x = jnp.zeros((16, 40, 40, 64))
-  w3, w1, narrow = (jnp.zeros((3, 3, 64, 64)), jnp.zeros((1, 1, 64, 64)),
-                    jnp.zeros((7, 7, 16, 16)))
-  dn = jax.lax.conv_dimension_numbers(x.shape, w3.shape, ('NHWC', 'HWIO', 'NHWC'))
+@pytest.mark.parametrize('name', ['vdsr', 'eeds', 'edsr_baseline', 'espcn'])
+def test_chunked_weight_grad_matches_float64(name):
+  want = _float64_reference(name)
+  with jax.enable_x64(True):
+    exact = jax.tree.map(np.asarray, _grads(name, jnp.float64, 3, 'chunked'))
+  assert _errors(exact, want)[1] < 1e-12
+  _assert_float32_close(name, _grads(name, jnp.float32, 3, 'chunked'), want)
 
-  def uses_custom_vjp(w, xx=x):
+
+@needs_onednn
+@pytest.mark.parametrize('name', ['vdsr', 'eeds', 'edsr_baseline', 'espcn'])
+def test_onednn_grads_match_float64(name):
+  _assert_float32_close(name, _grads(name, jnp.float32, 3, 'onednn'), _float64_reference(name))
+
+
+@needs_onednn
+@pytest.mark.parametrize('x_shape,k,pads,relu', [
+    ((2, 9, 7, 3), 3, ((1, 1), (1, 1)), False), ((2, 9, 7, 3), 3, ((1, 1), (1, 1)), True),
+    ((3, 10, 12, 16), 5, ((2, 2), (2, 2)), True), ((2, 8, 8, 4), 4, ((1, 2), (2, 1)), False),
+    ((2, 6, 6, 3), 1, ((0, 0), (0, 0)), True), ((1, 5, 6, 2), 3, ((0, 0), (0, 0)), False)])
+def test_onednn_conv_matches_float64(x_shape, k, pads, relu):
+  """conv + bias (+ ReLU) and its three gradients: odd and even kernels,
+  asymmetric and no padding."""
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal(x_shape)
+  w = rng.standard_normal((k, k, x_shape[-1], 5))
+  b = rng.standard_normal(5)
+  with jax.enable_x64(True):
+    def ref(x, w, b):
+      y = jax.lax.conv_general_dilated(
+          x, w, (1, 1), pads, dimension_numbers=('NHWC', 'HWIO', 'NHWC')) + b
+      return jax.nn.relu(y) if relu else y
+    y64, vjp64 = jax.vjp(ref, x, w, b)
+    dy = rng.standard_normal(y64.shape)
+    want = [np.asarray(a) for a in (y64, *vjp64(dy))]
+  f32 = lambda a: jnp.asarray(a.astype(np.float32))
+  y, vjp = jax.vjp(lambda *a: onednn_conv.conv2d(*a, pads, relu), f32(x), f32(w), f32(b))
+  got = (y, *vjp(f32(dy)))
+  if relu:
+    assert float(jnp.min(y)) == 0.0 and (want[0] == 0).any()
+  for g, w_ in zip(got, want):
+    assert g.dtype == jnp.float32 and g.shape == w_.shape
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(g, np.float64) - w_)
+                               / np.linalg.norm(w_), 0, atol=1e-6)
+
+
+@needs_onednn
+@pytest.mark.parametrize('relu', [False, True])
+@pytest.mark.parametrize('impl', ['onednn', 'chunked'])
+def test_conv_layer_is_nn_conv(impl, relu):
+  """The same parameters and function as flax's nn.Conv (+ nn.relu)."""
+  import flax.linen as nn
+  x = jnp.asarray(np.random.default_rng(0).random((2, 9, 8, 3), np.float32))
+  for kernel, padding in [((3, 3), 'SAME'), ((2, 2), 'SAME'), ((1, 1), 'VALID'),
+                          ((3, 3), ((1, 0), (2, 1)))]:
+    ref = nn.Conv(7, kernel, padding=padding)
+    params = ref.init(jax.random.key(0), x)
+    params = jax.tree.map(lambda a: a + 0.1, params)  # non-zero biases
+    new = conv.Conv(7, kernel, padding=padding, relu=relu)
+    assert (jax.tree.map(jnp.shape, new.init(jax.random.key(0), x))
+            == jax.tree.map(jnp.shape, params))
+    want = ref.apply(params, x)
+    with conv.implementation(impl):
+      got = new.apply(params, x)
+    np.testing.assert_allclose(got, nn.relu(want) if relu else want, atol=1e-5)
+
+
+@needs_onednn
+def test_onednn_is_chosen_on_one_device_and_only_for_float32():
+  x, w = jnp.zeros((2, 8, 8, 4)), jnp.zeros((3, 3, 4, 8))
+  narrow = jnp.zeros((3, 3, 4, conv.ONEDNN_MIN_OUT_CHANNELS - 1))
+
+  def uses_onednn(x, w):
+    dn = jax.lax.conv_dimension_numbers(x.shape, w.shape, ('NHWC', 'HWIO', 'NHWC'))
     jaxpr = jax.make_jaxpr(lambda a, b: conv.conv_general_dilated(
-        a, b, (1, 1), 'SAME', dimension_numbers=dn))(xx, w)
-    return 'custom_vjp_call' in str(jaxpr)
+        a, b, (1, 1), 'SAME', dimension_numbers=dn))(x, w)
+    return 'jaxsr_onednn_fwd' in str(jaxpr)
 
-  assert uses_custom_vjp(w3)
-  assert not uses_custom_vjp(w1)
-  assert not uses_custom_vjp(narrow, jnp.zeros((16, 40, 40, 16)))
+  assert jax.device_count() > 1  # conftest's 8 devices: off by default
+  assert not uses_onednn(x, w)
+  with pytest.MonkeyPatch.context() as m:
+    m.setattr(jax, 'device_count', lambda: 1)
+    assert uses_onednn(x, w)
+    assert not uses_onednn(x, narrow)  # measured faster in XLA
+  with conv.implementation('onednn'):
+    assert uses_onednn(x, w) and uses_onednn(x, narrow)
+    assert not uses_onednn(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16))
+    with conv.implementation('chunked'):
+      assert not uses_onednn(x, w)
+  with pytest.raises(ValueError, match="unknown convolution implementation 'mkl'"):
+    with conv.implementation('mkl'):
+      pass
+
+
+def test_without_onednn_the_convolutions_stay_xla(monkeypatch, tmp_path):
+  x, w = jnp.zeros((2, 8, 8, 4)), jnp.zeros((3, 3, 4, 4))
+  traced = lambda: str(jax.make_jaxpr(lambda a, b: conv.conv_general_dilated(
+      a, b, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')))(x, w))
+  monkeypatch.setattr(jax, 'device_count', lambda: 1)  # where 'auto' picks oneDNN
+  monkeypatch.setattr(onednn_conv, '_state', {})
+  monkeypatch.setenv('JAXSR_ONEDNN', '0')
+  assert not onednn_conv.available()
+  assert onednn_conv.unavailable_reason() == 'JAXSR_ONEDNN=0'
+  with pytest.raises(RuntimeError, match='oneDNN convolutions unavailable: JAXSR_ONEDNN=0'):
+    with conv.implementation('onednn'):
+      pass
+  assert 'jaxsr_onednn' not in traced()
+  # A failed build: the reason names the source and the compiler's error.
+  monkeypatch.setattr(onednn_conv, '_state', {})
+  monkeypatch.delenv('JAXSR_ONEDNN')
+  monkeypatch.setattr(onednn_conv, '_onednn_paths', lambda: (tmp_path, tmp_path))
+  monkeypatch.setattr(onednn_conv, 'cache_dir', lambda: tmp_path / 'cache')
+  assert not onednn_conv.available()
+  assert 'building onednn_conv.cc failed' in onednn_conv.unavailable_reason()
+  assert not list((tmp_path / 'cache').glob('*.so'))  # no partial library left
+  assert 'jaxsr_onednn' not in traced()
 
 
 @pytest.mark.parametrize('kernel,stride', [(14, 2), (16, 4), (3, 2)])

@@ -1,36 +1,68 @@
-"""nn.Conv with a faster weight gradient on the CPU.
+"""nn.Conv with faster convolutions on the CPU.
 
-XLA computes the gradient of a convolution's kernel as one more
+On the CPU backend `conv_general_dilated` runs 2-D stride-1 undilated
+float32 NHWC convolutions by oneDNN, forward pass and both gradients
+(jaxsr.kernels.onednn_conv: the library PyTorch's CPU convolutions use,
+about twice XLA:CPU's speed on SR training shapes), when it is available
+and the run uses one device. Otherwise it keeps XLA's convolutions, except
+for the kernel gradient of wide ones: XLA computes it as one more
 convolution, of the layer input (batch as features) with the output
-gradient as an H×W "kernel". On the CPU (XLA:CPU's YNNPACK convolutions,
-jaxlib 0.10) that convolution runs at a fraction of the forward pass's
-speed once a batch of 64-channel H×W maps is large (16×40×40×64: 5-10×
-slower than the forward pass, see benchmarks/RESULTS.md), while the same sum
-taken over small groups of images is fast. `conv_general_dilated` computes
-the kernel gradient as a sum over groups of `weight_grad_chunk` images,
-each group's map at most ~256 KB, for 2-D stride-1 undilated convolutions
-with k > 1 and at least 32 input and output channels (where it measured
-faster), when the default backend is the CPU (GPUs' and TPUs' libraries
-have fast kernel gradients; a batch sharded over several devices would be
-cut across them); every other convolution, the forward pass and the input
-gradient are XLA's own. The result is the same sum, in a different order.
+gradient as an H×W "kernel", which XLA:CPU (YNNPACK, jaxlib 0.10) runs at a
+fraction of the forward pass's speed for a batch of 64-channel maps
+(16×40×40×64: 5-10× slower, see benchmarks/RESULTS.md), while the same sum
+over small groups of images is fast. So the kernel gradient is summed over
+groups of `weight_grad_chunk` images (each group's maps ~256 KB) for k > 1
+and at least 32 input and output channels (where it measured faster). GPUs'
+and TPUs' libraries have fast convolutions: there everything is XLA's.
 
 `Conv` is nn.Conv with it: same parameters, names and forward pass.
+`implementation(name)` overrides the choice for what is traced inside it
+(benchmarks and tests compare them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 from jax import lax
+
+from jaxsr.kernels import onednn_conv
 
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
 # Bytes of one group's input maps for the kernel gradient (measured on a
 # 2-core AMD EPYC: 16×40×40×64 fastest per image, 16×20×20×64 by pairs).
 CHUNK_BYTES = 256 * 1024
 MIN_CHANNELS = 32
+# Narrower outputs (VDSR's and ESPCN's last convs) measured faster in XLA.
+ONEDNN_MIN_OUT_CHANNELS = 8
+IMPLEMENTATIONS = ('auto', 'onednn', 'chunked', 'xla')
+_forced: list[str] = []
+
+
+@contextlib.contextmanager
+def implementation(name: str):
+  """CPU convolutions traced inside: 'auto' (the default choice), 'onednn',
+  'chunked' (XLA's, kernel gradient summed over image groups) or 'xla'."""
+  if name not in IMPLEMENTATIONS:
+    raise ValueError(f'unknown convolution implementation {name!r}; valid: '
+                     f'{list(IMPLEMENTATIONS)}')
+  if name == 'onednn' and not onednn_conv.available():
+    raise RuntimeError('oneDNN convolutions unavailable: '
+                       f'{onednn_conv.unavailable_reason()}')
+  _forced.append(name)
+  try:
+    yield
+  finally:
+    _forced.pop()
+
+
+def current_implementation() -> str:
+  return _forced[-1] if _forced else 'auto'
 
 
 def weight_grad_chunk(shape, itemsize: int = 4) -> int:
@@ -65,32 +97,82 @@ def _chunked_bwd(pads, chunk, residuals, dy):
 _chunked_conv.defvjp(_chunked_fwd, _chunked_bwd)
 
 
-def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
-                         rhs_dilation=None, dimension_numbers=None,
-                         feature_group_count=1, precision=None, **kwargs):
-  """lax.conv_general_dilated, with the chunked kernel gradient where it helps."""
-  fallback = functools.partial(
-      lax.conv_general_dilated, lhs, rhs, window_strides, padding,
-      lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
-      dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
-      precision=precision, **kwargs)
+def _use_onednn(lhs, rhs, impl: str) -> bool:
+  if lhs.dtype != jnp.float32 or rhs.dtype != jnp.float32 or impl in ('chunked', 'xla'):
+    return False
+  if impl == 'auto' and rhs.shape[3] < ONEDNN_MIN_OUT_CHANNELS:
+    return False
+  # 'auto': one device only, as XLA cannot partition the custom call over a
+  # batch sharded across devices (it would gather it).
+  return (impl == 'onednn' or jax.device_count() == 1) and onednn_conv.available()
+
+
+def _cpu_pads(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+              dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
+  """((top, bottom), (left, right)) when the CPU paths here can run the conv."""
   if (jax.default_backend() != 'cpu' or lhs.ndim != 4 or kwargs
       or precision is not None or feature_group_count != 1
       or tuple(window_strides) != (1, 1)
       or any(d is not None and tuple(d) != (1, 1) for d in (lhs_dilation, rhs_dilation))
-      or dimension_numbers != lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
-      or rhs.shape[0] * rhs.shape[1] == 1
-      or min(rhs.shape[2], rhs.shape[3]) < MIN_CHANNELS):
-    return fallback()
+      or dimension_numbers is None
+      or (lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+          != lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC))):
+    return None
   if isinstance(padding, str):
-    if padding != 'SAME':
-      return fallback()
-    padding = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in rhs.shape[:2]]
+    if padding not in ('SAME', 'VALID'):
+      return None
+    padding = [((k - 1) // 2, k - 1 - (k - 1) // 2) if padding == 'SAME' else (0, 0)
+               for k in rhs.shape[:2]]
   pads = tuple((int(lo), int(hi)) for lo, hi in padding)
+  return None if min(min(p) for p in pads) < 0 else pads
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                         rhs_dilation=None, dimension_numbers=None,
+                         feature_group_count=1, precision=None, **kwargs):
+  """lax.conv_general_dilated, by oneDNN or with the chunked kernel gradient
+  where that helps."""
+  args = (lhs, rhs, window_strides, padding)
+  options = dict(lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+                 dimension_numbers=dimension_numbers,
+                 feature_group_count=feature_group_count, precision=precision, **kwargs)
+  pads = _cpu_pads(*args, **options)
+  if pads is None:
+    return lax.conv_general_dilated(*args, **options)
+  impl = current_implementation()
+  if _use_onednn(lhs, rhs, impl):
+    return onednn_conv.conv2d(lhs, rhs, jnp.zeros(rhs.shape[-1], rhs.dtype), pads)
+  if (impl == 'xla' or rhs.shape[0] * rhs.shape[1] == 1
+      or min(rhs.shape[2], rhs.shape[3]) < MIN_CHANNELS):
+    return lax.conv_general_dilated(*args, **options)
   chunk = weight_grad_chunk(lhs.shape, lhs.dtype.itemsize)
   if chunk >= lhs.shape[0]:
-    return fallback()
+    return lax.conv_general_dilated(*args, **options)
   return _chunked_conv(lhs, rhs, pads, chunk)
 
 
-Conv = functools.partial(nn.Conv, conv_general_dilated=conv_general_dilated)
+class Conv(nn.Module):
+  """nn.Conv (2-D, stride 1): the same parameters, initialisers and function,
+  computed by `conv_general_dilated`; relu=True applies a ReLU, fused into
+  oneDNN's convolution where that runs it (saving a pass over the output)."""
+  features: int
+  kernel_size: Sequence[int]
+  padding: Any = 'SAME'
+  relu: bool = False
+  kernel_init: Callable[..., Any] = nn.initializers.lecun_normal()
+  bias_init: Callable[..., Any] = nn.initializers.zeros_init()
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    shape = (*self.kernel_size, x.shape[-1], self.features)
+    kernel = self.param('kernel', self.kernel_init, shape, self.param_dtype)
+    bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    dn = lax.conv_dimension_numbers(x.shape, kernel.shape, _NHWC)
+    pads = _cpu_pads(x, kernel, (1, 1), self.padding, dimension_numbers=dn)
+    if pads is not None and _use_onednn(x, kernel, current_implementation()):
+      return onednn_conv.conv2d(x, kernel, bias, pads, self.relu)
+    y = conv_general_dilated(x, kernel, (1, 1), self.padding, dimension_numbers=dn) + bias
+    return nn.relu(y) if self.relu else y

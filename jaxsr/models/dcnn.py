@@ -24,9 +24,8 @@ class DeepHRNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    act = layers.get_activation(self.activation)
-    x = act(nn.Conv(self.features, (3, 3), padding='SAME', dtype=self.dtype,
-                    name='extract')(x))
+    x = layers.conv_act(x, self.features, (3, 3), self.activation, padding='SAME',
+                        dtype=self.dtype, name='extract')
     for i in range(self.num_residual_units):
       x = layers.ResidualUnit(
           self.features, 3, activation=self.activation,

@@ -38,17 +38,17 @@ class DeepBranch(nn.Module):
           name=name)
 
     # Feature extraction in LR space.
-    x = act(layers.Conv(self.features, (3, 3), padding='SAME', dtype=self.dtype,
-                        name='extract')(x))
+    x = layers.conv_act(x, self.features, (3, 3), self.activation, padding='SAME',
+                        dtype=self.dtype, name='extract')
     x = residual_unit('extract_residual')(x)
     # Upsampling: 1×1 shrink, learned ×s, 1×1 expand.
-    x = act(layers.Conv(self.upsampling_features, (1, 1), dtype=self.dtype,
-                        name='shrink')(x))
+    x = layers.conv_act(x, self.upsampling_features, (1, 1), self.activation,
+                        dtype=self.dtype, name='shrink')
     x = act(layers.LearnedUpsampling(
         self.upsampling_features, self.factor, self.upsampling_kernel,
         self.upsampling, dtype=self.dtype, name='upsample')(x))
-    x = act(layers.Conv(self.features, (1, 1), dtype=self.dtype,
-                        name='expand')(x))
+    x = layers.conv_act(x, self.features, (1, 1), self.activation, dtype=self.dtype,
+                        name='expand')
     # Mapping in HR space.
     for i in range(self.num_residual_units):
       x = residual_unit(f'map{i}')(x)
@@ -70,8 +70,8 @@ class ShallowBranch(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     act = layers.get_activation(self.activation)
-    x = act(layers.Conv(self.features[0], (3, 3), padding='SAME',
-                        dtype=self.dtype, name='extract')(x))
+    x = layers.conv_act(x, self.features[0], (3, 3), self.activation, padding='SAME',
+                        dtype=self.dtype, name='extract')
     x = act(layers.LearnedUpsampling(
         self.features[1], self.factor, self.upsampling_kernel,
         self.upsampling, dtype=self.dtype, name='upsample')(x))

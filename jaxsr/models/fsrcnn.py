@@ -40,7 +40,7 @@ class FSRCNN(nn.Module):
     layout += [(self.s, 3, f'map{i}') for i in range(self.m)]
     layout += [(self.d, 1, 'expand')]
     for width, k, name in layout:
-      x = nn.Conv(width, (k, k), padding='SAME', dtype=self.dtype,
+      x = layers.Conv(width, (k, k), padding='SAME', dtype=self.dtype,
                   name=name)(x)
       x = layers.PReLU(dtype=self.dtype, name=f'{name}_prelu')(x)
     pad = layers.transposed_conv_padding(self.deconv_kernel_size, factor)

@@ -1,0 +1,245 @@
+// 2-D stride-1 convolutions with bias and optional ReLU (NHWC activations,
+// HWIO kernels, float32) and their gradients, run by oneDNN, as XLA FFI
+// handlers for the CPU. Built and loaded by jaxsr/kernels/onednn_conv.py.
+#include <array>
+#include <cstdlib>
+#include <functional>
+#include <new>
+#include <string>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+
+#include "oneapi/dnnl/dnnl.hpp"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+
+namespace {
+
+constexpr auto kF32 = memory::data_type::f32;
+
+dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// n, h, w, c (input), kh, kw, k (kernel), ho, wo (output), pads t, b, l, r,
+// relu.
+using Key = std::array<int64_t, 14>;
+
+struct Geometry {
+  Key key;
+  memory::desc src, dst, weights_any, weights_user, bias;
+  memory::dims strides{1, 1}, pad_l, pad_r;
+  bool relu;
+};
+
+Geometry MakeGeometry(int64_t n, int64_t h, int64_t w, int64_t c, int64_t kh,
+                      int64_t kw, int64_t k, int64_t ho, int64_t wo, int64_t pt,
+                      int64_t pb, int64_t pl, int64_t pr, int64_t relu) {
+  Geometry g;
+  g.key = {n, h, w, c, kh, kw, k, ho, wo, pt, pb, pl, pr, relu};
+  g.relu = relu != 0;
+  g.bias = memory::desc({k}, kF32, tag::a);
+  g.src = memory::desc({n, c, h, w}, kF32, tag::nhwc);
+  g.dst = memory::desc({n, k, ho, wo}, kF32, tag::nhwc);
+  g.weights_any = memory::desc({k, c, kh, kw}, kF32, tag::any);
+  g.weights_user = memory::desc({k, c, kh, kw}, kF32, tag::hwio);
+  g.pad_l = {pt, pl};
+  g.pad_r = {pb, pr};
+  return g;
+}
+
+dnnl::primitive_attr UserScratchpad(bool relu = false) {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  return attr;
+}
+
+dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g) {
+  return dnnl::convolution_forward::primitive_desc(
+      Engine(), dnnl::prop_kind::forward_training,
+      dnnl::algorithm::convolution_direct, g.src, g.weights_any, g.bias, g.dst,
+      g.strides, g.pad_l, g.pad_r, UserScratchpad(g.relu));
+}
+
+// Primitives are built once per geometry (their JIT kernels with them) and
+// shared; every call brings its own stream and scratchpad.
+struct Primitives {
+  dnnl::convolution_forward::primitive_desc fwd_pd;
+  dnnl::convolution_forward fwd;
+  dnnl::convolution_backward_data::primitive_desc data_pd;
+  dnnl::convolution_backward_data data;
+  dnnl::convolution_backward_weights::primitive_desc weights_pd;
+  dnnl::convolution_backward_weights weights;
+};
+
+const Primitives& GetPrimitives(const Geometry& g) {
+  static std::mutex mutex;
+  static std::map<Key, std::unique_ptr<Primitives>> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = cache[g.key];
+  if (!slot) {
+    auto p = std::make_unique<Primitives>();
+    p->fwd_pd = ForwardDesc(g);
+    p->fwd = dnnl::convolution_forward(p->fwd_pd);
+    p->data_pd = dnnl::convolution_backward_data::primitive_desc(
+        Engine(), dnnl::algorithm::convolution_direct, g.src, g.weights_any,
+        g.dst, g.strides, g.pad_l, g.pad_r, p->fwd_pd, UserScratchpad());
+    p->data = dnnl::convolution_backward_data(p->data_pd);
+    p->weights_pd = dnnl::convolution_backward_weights::primitive_desc(
+        Engine(), dnnl::algorithm::convolution_direct, g.src, g.weights_any,
+        g.bias, g.dst, g.strides, g.pad_l, g.pad_r, p->fwd_pd, UserScratchpad());
+    p->weights = dnnl::convolution_backward_weights(p->weights_pd);
+    slot = std::move(p);
+  }
+  return *slot;
+}
+
+// Per-thread buffers for packed kernels and scratchpads, reused across calls
+// (fresh allocations of this size are page-faulted on every call).
+void* Buffer(int slot, size_t bytes) {
+  struct Slot {
+    void* data = nullptr;
+    size_t size = 0;
+    ~Slot() { std::free(data); }
+  };
+  thread_local Slot slots[4];
+  Slot& s = slots[slot];
+  if (s.size < bytes) {
+    std::free(s.data);
+    s.size = (bytes + 63) / 64 * 64;
+    s.data = std::aligned_alloc(64, s.size);
+    if (!s.data) throw std::bad_alloc();
+  }
+  return s.data;
+}
+
+memory Scratchpad(const memory::desc& desc) {
+  return memory(desc, Engine(), Buffer(0, desc.get_size()));
+}
+
+// The kernel in the primitive's preferred layout (a copy when it is not HWIO).
+memory KernelFor(const memory::desc& wanted, const Geometry& g, float* hwio,
+                 dnnl::stream& stream) {
+  memory user(g.weights_user, Engine(), hwio);
+  if (wanted == g.weights_user) return user;
+  memory packed(wanted, Engine(), Buffer(1, wanted.get_size()));
+  dnnl::reorder(user, packed).execute(stream, user, packed);
+  return packed;
+}
+
+template <typename T>
+float* Data(T& buffer) {
+  return const_cast<float*>(reinterpret_cast<const float*>(buffer.untyped_data()));
+}
+
+ffi::Error Catch(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const dnnl::error& e) {
+    return ffi::Error(ffi::ErrorCode::kInternal, std::string("oneDNN: ") + e.what());
+  } catch (const std::bad_alloc&) {
+    return ffi::Error(ffi::ErrorCode::kResourceExhausted, "oneDNN convolution: out of memory");
+  }
+  return ffi::Error::Success();
+}
+
+void RunForward(const Geometry& g, float* x, float* w, float* b, float* y) {
+  const Primitives& p = GetPrimitives(g);
+  dnnl::stream stream(Engine());
+  memory kernel = KernelFor(p.fwd_pd.weights_desc(), g, w, stream);
+  p.fwd.execute(stream, {{DNNL_ARG_SRC, memory(g.src, Engine(), x)},
+                         {DNNL_ARG_WEIGHTS, kernel},
+                         {DNNL_ARG_BIAS, memory(g.bias, Engine(), b)},
+                         {DNNL_ARG_DST, memory(g.dst, Engine(), y)},
+                         {DNNL_ARG_SCRATCHPAD, Scratchpad(p.fwd_pd.scratchpad_desc())}});
+  stream.wait();
+}
+
+// All gradients in one call, one after the other: run as separate custom
+// calls, XLA may start them at once and the oneDNN thread teams then share
+// the cores badly. With ReLU, dy is first masked by the output y > 0.
+void RunBackward(const Geometry& g, float* x, float* w, float* y, float* dy,
+                 float* dx, float* dw, float* db) {
+  const Primitives& p = GetPrimitives(g);
+  dnnl::stream stream(Engine());
+  if (g.relu) {
+    int64_t size = g.dst.get_size() / sizeof(float);
+    float* masked = static_cast<float*>(Buffer(3, size * sizeof(float)));
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < size; ++i) masked[i] = y[i] > 0.f ? dy[i] : 0.f;
+    dy = masked;
+  }
+  memory kernel = KernelFor(p.data_pd.weights_desc(), g, w, stream);
+  p.data.execute(stream, {{DNNL_ARG_DIFF_DST, memory(g.dst, Engine(), dy)},
+                          {DNNL_ARG_WEIGHTS, kernel},
+                          {DNNL_ARG_DIFF_SRC, memory(g.src, Engine(), dx)},
+                          {DNNL_ARG_SCRATCHPAD, Scratchpad(p.data_pd.scratchpad_desc())}});
+  memory user(g.weights_user, Engine(), dw);
+  const memory::desc& got = p.weights_pd.diff_weights_desc();
+  bool packed = !(got == g.weights_user);
+  memory diff = packed ? memory(got, Engine(), Buffer(2, got.get_size())) : user;
+  p.weights.execute(stream, {{DNNL_ARG_SRC, memory(g.src, Engine(), x)},
+                             {DNNL_ARG_DIFF_DST, memory(g.dst, Engine(), dy)},
+                             {DNNL_ARG_DIFF_WEIGHTS, diff},
+                             {DNNL_ARG_DIFF_BIAS, memory(g.bias, Engine(), db)},
+                             {DNNL_ARG_SCRATCHPAD, Scratchpad(p.weights_pd.scratchpad_desc())}});
+  if (packed) dnnl::reorder(diff, user).execute(stream, diff, user);
+  stream.wait();
+}
+
+using Buf = ffi::Buffer<ffi::F32>;
+using Out = ffi::ResultBuffer<ffi::F32>;
+
+// x: NHWC, w: HWIO, b: (K,), y: NHWC.
+ffi::Error Forward(Buf x, Buf w, Buf b, Out y, int64_t pt, int64_t pb, int64_t pl,
+                   int64_t pr, int64_t relu) {
+  auto xd = x.dimensions(), wd = w.dimensions(), yd = y->dimensions();
+  Geometry g = MakeGeometry(xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[3],
+                            yd[1], yd[2], pt, pb, pl, pr, relu);
+  return Catch([&] { RunForward(g, Data(x), Data(w), Data(b), Data(*y)); });
+}
+
+// y: the forward output (read only with relu).
+ffi::Error Backward(Buf x, Buf w, Buf y, Buf dy, Out dx, Out dw, Out db, int64_t pt,
+                    int64_t pb, int64_t pl, int64_t pr, int64_t relu) {
+  auto xd = x.dimensions(), wd = w.dimensions(), yd = dy.dimensions();
+  Geometry g = MakeGeometry(xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[3],
+                            yd[1], yd[2], pt, pb, pl, pr, relu);
+  return Catch([&] {
+    RunBackward(g, Data(x), Data(w), Data(y), Data(dy), Data(*dx), Data(*dw), Data(*db));
+  });
+}
+
+#define JAXSR_ATTRS                \
+  .Attr<int64_t>("pad_top")        \
+      .Attr<int64_t>("pad_bottom") \
+      .Attr<int64_t>("pad_left")   \
+      .Attr<int64_t>("pad_right")  \
+      .Attr<int64_t>("relu")
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    JaxsrConvForward, Forward,
+    ffi::Ffi::Bind().Arg<Buf>().Arg<Buf>().Arg<Buf>().Ret<Buf>() JAXSR_ATTRS);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxsrConvBackward, Backward,
+                              ffi::Ffi::Bind()
+                                  .Arg<Buf>()
+                                  .Arg<Buf>()
+                                  .Arg<Buf>()
+                                  .Arg<Buf>()
+                                  .Ret<Buf>()
+                                  .Ret<Buf>()
+                                  .Ret<Buf>() JAXSR_ATTRS);
