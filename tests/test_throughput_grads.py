@@ -146,8 +146,9 @@ def test_conv_layer_is_nn_conv(impl, relu):
 
 @needs_onednn
 def test_onednn_is_chosen_on_one_device_and_only_for_float32():
-  x, w = jnp.zeros((2, 8, 8, 4)), jnp.zeros((3, 3, 4, 8))
-  narrow = jnp.zeros((3, 3, 4, conv.ONEDNN_MIN_OUT_CHANNELS - 1))
+  x, w = jnp.zeros((16, 40, 40, 64)), jnp.zeros((3, 3, 64, 64))
+  narrow = jnp.zeros((3, 3, 64, conv.ONEDNN_MIN_OUT_CHANNELS - 1))
+  small = jnp.zeros((2, 8, 8, 64))  # 2·2·8·8·64·9·64 FLOPs < ONEDNN_MIN_FLOPS
 
   def uses_onednn(x, w):
     dn = jax.lax.conv_dimension_numbers(x.shape, w.shape, ('NHWC', 'HWIO', 'NHWC'))
@@ -161,8 +162,9 @@ def test_onednn_is_chosen_on_one_device_and_only_for_float32():
     m.setattr(jax, 'device_count', lambda: 1)
     assert uses_onednn(x, w)
     assert not uses_onednn(x, narrow)  # measured faster in XLA
+    assert not uses_onednn(small, w)
   with conv.implementation('onednn'):
-    assert uses_onednn(x, w) and uses_onednn(x, narrow)
+    assert uses_onednn(x, w) and uses_onednn(x, narrow) and uses_onednn(small, w)
     assert not uses_onednn(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16))
     with conv.implementation('chunked'):
       assert not uses_onednn(x, w)

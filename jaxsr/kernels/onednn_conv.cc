@@ -114,7 +114,7 @@ void* Buffer(int slot, size_t bytes) {
     size_t size = 0;
     ~Slot() { std::free(data); }
   };
-  thread_local Slot slots[4];
+  thread_local Slot slots[3];
   Slot& s = slots[slot];
   if (s.size < bytes) {
     std::free(s.data);
@@ -167,25 +167,18 @@ void RunForward(const Geometry& g, float* x, float* w, float* b, float* y) {
   stream.wait();
 }
 
-// All gradients in one call, one after the other: run as separate custom
-// calls, XLA may start them at once and the oneDNN thread teams then share
-// the cores badly. With ReLU, dy is first masked by the output y > 0.
-void RunBackward(const Geometry& g, float* x, float* w, float* y, float* dy,
-                 float* dx, float* dw, float* db) {
+// Kernel and bias gradients; with ReLU, dy is first masked by y > 0 into
+// `masked`, which the input gradient then reads.
+void RunBackwardWeights(const Geometry& g, float* x, float* y, float* dy, float* dw,
+                        float* db, float* masked) {
   const Primitives& p = GetPrimitives(g);
   dnnl::stream stream(Engine());
   if (g.relu) {
     int64_t size = g.dst.get_size() / sizeof(float);
-    float* masked = static_cast<float*>(Buffer(3, size * sizeof(float)));
 #pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < size; ++i) masked[i] = y[i] > 0.f ? dy[i] : 0.f;
     dy = masked;
   }
-  memory kernel = KernelFor(p.data_pd.weights_desc(), g, w, stream);
-  p.data.execute(stream, {{DNNL_ARG_DIFF_DST, memory(g.dst, Engine(), dy)},
-                          {DNNL_ARG_WEIGHTS, kernel},
-                          {DNNL_ARG_DIFF_SRC, memory(g.src, Engine(), dx)},
-                          {DNNL_ARG_SCRATCHPAD, Scratchpad(p.data_pd.scratchpad_desc())}});
   memory user(g.weights_user, Engine(), dw);
   const memory::desc& got = p.weights_pd.diff_weights_desc();
   bool packed = !(got == g.weights_user);
@@ -196,6 +189,17 @@ void RunBackward(const Geometry& g, float* x, float* w, float* y, float* dy,
                              {DNNL_ARG_DIFF_BIAS, memory(g.bias, Engine(), db)},
                              {DNNL_ARG_SCRATCHPAD, Scratchpad(p.weights_pd.scratchpad_desc())}});
   if (packed) dnnl::reorder(diff, user).execute(stream, diff, user);
+  stream.wait();
+}
+
+void RunBackwardData(const Geometry& g, float* dy, float* w, float* dx) {
+  const Primitives& p = GetPrimitives(g);
+  dnnl::stream stream(Engine());
+  memory kernel = KernelFor(p.data_pd.weights_desc(), g, w, stream);
+  p.data.execute(stream, {{DNNL_ARG_DIFF_DST, memory(g.dst, Engine(), dy)},
+                          {DNNL_ARG_WEIGHTS, kernel},
+                          {DNNL_ARG_DIFF_SRC, memory(g.src, Engine(), dx)},
+                          {DNNL_ARG_SCRATCHPAD, Scratchpad(p.data_pd.scratchpad_desc())}});
   stream.wait();
 }
 
@@ -211,15 +215,27 @@ ffi::Error Forward(Buf x, Buf w, Buf b, Out y, int64_t pt, int64_t pb, int64_t p
   return Catch([&] { RunForward(g, Data(x), Data(w), Data(b), Data(*y)); });
 }
 
-// y: the forward output (read only with relu).
-ffi::Error Backward(Buf x, Buf w, Buf y, Buf dy, Out dx, Out dw, Out db, int64_t pt,
-                    int64_t pb, int64_t pl, int64_t pr, int64_t relu) {
-  auto xd = x.dimensions(), wd = w.dimensions(), yd = dy.dimensions();
+// y: the forward output, read only with relu; masked: dy masked by y > 0
+// (with relu; else a 1-element placeholder).
+ffi::Error BackwardWeights(Buf x, Buf y, Buf dy, Out dw, Out db, Out masked, int64_t pt,
+                           int64_t pb, int64_t pl, int64_t pr, int64_t relu) {
+  auto xd = x.dimensions(), wd = dw->dimensions(), yd = dy.dimensions();
   Geometry g = MakeGeometry(xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[3],
                             yd[1], yd[2], pt, pb, pl, pr, relu);
   return Catch([&] {
-    RunBackward(g, Data(x), Data(w), Data(y), Data(dy), Data(*dx), Data(*dw), Data(*db));
+    RunBackwardWeights(g, Data(x), Data(y), Data(dy), Data(*dw), Data(*db), Data(*masked));
   });
+}
+
+// after: the kernel gradient, unused: it orders the two gradients' calls
+// (XLA could run them at once, and two oneDNN thread teams share the cores
+// badly), while XLA can still drop this one where dx is not needed.
+ffi::Error BackwardData(Buf dy, Buf w, Buf after, Out dx, int64_t pt, int64_t pb,
+                        int64_t pl, int64_t pr, int64_t relu) {
+  auto xd = dx->dimensions(), wd = w.dimensions(), yd = dy.dimensions();
+  Geometry g = MakeGeometry(xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[3],
+                            yd[1], yd[2], pt, pb, pl, pr, relu);
+  return Catch([&] { RunBackwardData(g, Data(dy), Data(w), Data(*dx)); });
 }
 
 #define JAXSR_ATTRS                \
@@ -234,12 +250,14 @@ ffi::Error Backward(Buf x, Buf w, Buf y, Buf dy, Out dx, Out dw, Out db, int64_t
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
     JaxsrConvForward, Forward,
     ffi::Ffi::Bind().Arg<Buf>().Arg<Buf>().Arg<Buf>().Ret<Buf>() JAXSR_ATTRS);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxsrConvBackward, Backward,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxsrConvBackwardWeights, BackwardWeights,
                               ffi::Ffi::Bind()
-                                  .Arg<Buf>()
                                   .Arg<Buf>()
                                   .Arg<Buf>()
                                   .Arg<Buf>()
                                   .Ret<Buf>()
                                   .Ret<Buf>()
                                   .Ret<Buf>() JAXSR_ATTRS);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    JaxsrConvBackwardData, BackwardData,
+    ffi::Ffi::Bind().Arg<Buf>().Arg<Buf>().Arg<Buf>().Ret<Buf>() JAXSR_ATTRS);

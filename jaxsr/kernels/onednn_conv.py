@@ -34,7 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 SOURCE = pathlib.Path(__file__).with_name('onednn_conv.cc')
-_TARGETS = {'fwd': 'JaxsrConvForward', 'bwd': 'JaxsrConvBackward'}
+_TARGETS = {'fwd': 'JaxsrConvForward', 'bwd_weights': 'JaxsrConvBackwardWeights',
+            'bwd_data': 'JaxsrConvBackwardData'}
 _state: dict = {}
 
 
@@ -151,8 +152,10 @@ def _fwd(x, w, b, pads, relu):
 
 def _bwd(pads, relu, residuals, dy):
   x, w, y = residuals
-  dx, dw, db = _call('bwd', [x.shape, w.shape, w.shape[-1:]], pads, relu,
-                     x, w, dy if y is None else y, dy)
+  dw, db, masked = _call('bwd_weights', [w.shape, w.shape[-1:], dy.shape if relu else (1,)],
+                         pads, relu, x, dy if y is None else y, dy)
+  # A separate call, so that XLA drops it where dx is unused (a first layer).
+  dx, = _call('bwd_data', [x.shape], pads, relu, masked if relu else dy, w, dw)
   return dx, dw, db
 
 

@@ -38,8 +38,11 @@ _NHWC = ('NHWC', 'HWIO', 'NHWC')
 # 2-core AMD EPYC: 16×40×40×64 fastest per image, 16×20×20×64 by pairs).
 CHUNK_BYTES = 256 * 1024
 MIN_CHANNELS = 32
-# Narrower outputs (VDSR's and ESPCN's last convs) measured faster in XLA.
+# Convolutions measured faster in XLA, in a training step on the 2-core CPU
+# (benchmarks/RESULTS.md): narrow outputs (VDSR's and ESPCN's last convs) and
+# small ones (ESPCN's first, 20 MFLOP: its step 1.34× faster in XLA).
 ONEDNN_MIN_OUT_CHANNELS = 8
+ONEDNN_MIN_FLOPS = 50e6  # forward pass of one call
 IMPLEMENTATIONS = ('auto', 'onednn', 'chunked', 'xla')
 _forced: list[str] = []
 
@@ -100,7 +103,9 @@ _chunked_conv.defvjp(_chunked_fwd, _chunked_bwd)
 def _use_onednn(lhs, rhs, impl: str) -> bool:
   if lhs.dtype != jnp.float32 or rhs.dtype != jnp.float32 or impl in ('chunked', 'xla'):
     return False
-  if impl == 'auto' and rhs.shape[3] < ONEDNN_MIN_OUT_CHANNELS:
+  if impl == 'auto' and (rhs.shape[3] < ONEDNN_MIN_OUT_CHANNELS or
+                         2 * lhs.size * rhs.shape[0] * rhs.shape[1] * rhs.shape[3]
+                         < ONEDNN_MIN_FLOPS):
     return False
   # 'auto': one device only, as XLA cannot partition the custom call over a
   # batch sharded across devices (it would gather it).
