@@ -8,8 +8,8 @@ loss, value_and_grad of it, and the project's full `train.train_step` (grad
 + gradient norm + SGD momentum + the non-finite guard), and prints XLA's FLOP
 count of each. --trace also records 3 train steps with jax.profiler (XLA's
 per-thunk TraceMe events, --xla_cpu_enable_xprof_traceme) and prints the
-thunks (fusions, ynn_fusion = convolutions and dots run by YNNPACK) that
-take most of the time; map their names to layers with an HLO dump
+thunks (fusions, ynn_fusion = convolutions and dots run by YNNPACK,
+ffi_call = jaxsr's oneDNN convolutions) that take most of the time; map their names to layers with an HLO dump
 (XLA_FLAGS=--xla_dump_to=DIR --xla_dump_hlo_as_text, file
 *jit_train_step.cpu_after_optimizations.txt).
 """
@@ -28,20 +28,12 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def build(name, args, xla_weight_grad=False):
-  """{label: (compiled fn, args)} for one model.
-
-  xla_weight_grad: compile with jaxsr.models.conv's chunked kernel gradient
-  switched off (every convolution's gradient as XLA differentiates it).
-  """
+def build(name, args, convs='auto'):
+  """{label: (compiled fn, args)} for one model, its convolutions by `convs`
+  (jaxsr.models.conv.implementation: 'auto', 'onednn', 'chunked', 'xla')."""
   from jaxsr.models import conv
-  saved = conv.MIN_CHANNELS
-  if xla_weight_grad:
-    conv.MIN_CHANNELS = 2**31  # no convolution qualifies: plain lax convs
-  try:
+  with conv.implementation(convs):
     return _build(name, args)
-  finally:
-    conv.MIN_CHANNELS = saved
 
 
 def _build(name, args):
@@ -120,7 +112,8 @@ def main(argv=None):
   p.add_argument('--batch', type=int, default=16)
   p.add_argument('--patch', type=int, default=20)
   p.add_argument('--repeats', type=int, default=5)
-  p.add_argument('--compare_weight_grad', action='store_true')
+  p.add_argument('--compare_convs', default='',
+                 help='e.g. auto,chunked,xla: time the train step with each')
   p.add_argument('--trace', type=int, default=0, help='print the N slowest thunks')
   p.add_argument('--trace_dir', default='/tmp/jaxsr_profile')
   args = p.parse_args(argv)
@@ -133,17 +126,16 @@ def main(argv=None):
   print('|---|---|---|---|---|')
   for name in args.models.split(','):
     variants = {f'{name} {k}': v for k, v in build(name, args).items()}
-    if args.compare_weight_grad:
-      variants = {f'{name} train_step (chunked kernel grad)': variants[f'{name} train_step'],
-                  f'{name} train_step (XLA kernel grad)':
-                  build(name, args, xla_weight_grad=True)['train_step']}
+    if args.compare_convs:
+      variants = {f'{name} train_step (convs {c})': build(name, args, c)['train_step']
+                  for c in args.compare_convs.split(',')}
     medians = time_all(variants, args.repeats)
     for label, (fn, _) in variants.items():
-      gflop = fn.cost_analysis()['flops'] / 1e9
+      gflop = fn.cost_analysis()['flops'] / 1e9  # oneDNN's custom calls count 0
       model, what = label.split(' ', 1)
       print(f'| {model} | {what} | {medians[label]:.3f} | {gflop:.2f} | '
             f'{gflop / medians[label]:.1f} |', flush=True)
-    if args.trace and not args.compare_weight_grad:
+    if args.trace and not args.compare_convs:
       trace(*variants[f'{name} train_step'], args.trace, f'{args.trace_dir}/{name}')
 
 

@@ -13,8 +13,11 @@ compared on the same weights):
   the project's own `jaxsr.train.train_step` (which also computes the
   gradient norm and the non-finite guard) with the optimiser from
   `jaxsr.optim.build_optimizer`, jitted with the state donated, as training
-  does (convolution kernel gradients chunked over images by
-  jaxsr.models.conv; --xla_weight_grad: XLA's own, as before issue 7).
+  does. Its convolutions are jaxsr.models.conv's choice ('auto': oneDNN on a
+  one-device CPU run where it is available and the conv is not tiny);
+  --convs=auto,chunked,xla also times jaxsr with XLA's convolutions (kernel
+  gradient chunked over images, or XLA's own as before issue 7), each
+  alternated with the others in the same process.
   PyTorch: zero_grad(set_to_none), loss.backward(), SGD.step(), eager.
   Reported in patches/s.
 * FLOPs are XLA's count of the step compiled with XLA's convolutions (a
