@@ -3,17 +3,18 @@
 XLA:CPU (jaxlib 0.10) runs convolutions with YNNPACK, which on the 2-core
 machines measured in benchmarks/RESULTS.md reaches about half of oneDNN's
 speed on SR training shapes (16×40×40×64: one thread, 97 vs 213 GFLOP/s).
-This module compiles `onednn_conv.cc` (three XLA FFI handlers: forward,
-input gradient, kernel gradient) against the oneDNN of the `onednn` extra
-(`pip install -e ".[onednn]"`) with the system's C++ compiler, once per
-source/library version, into the user's cache, and registers them with JAX.
-`conv2d` is a stride-1 NHWC/HWIO float32 convolution whose forward pass and
-both gradients run there.
+This module compiles `onednn_conv.cc` (three XLA FFI handlers: forward
+with bias and optional ReLU, kernel + bias gradient, input gradient) against
+the oneDNN of the `onednn-cpu-gomp` wheels (a dependency on Linux x86-64)
+with the system's C++ compiler, once per source/library/jax version, into
+the user's cache, and registers them with JAX. `conv2d` is a stride-1
+NHWC/HWIO float32 convolution + bias (+ ReLU) whose forward pass and
+gradients run there.
 
 `available()` is False, with the reason in `unavailable_reason()`, when
 oneDNN is not installed, no compiler is found, the build fails, or
-JAXSR_ONEDNN=0 is set; jaxsr.models.conv then keeps XLA's convolutions.
-jaxsr.models.conv decides where it is used.
+JAXSR_ONEDNN=0 is set; jaxsr.models.conv, which decides where oneDNN is
+used, then keeps XLA's convolutions.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """nn.Conv with faster convolutions on the CPU.
 
 On the CPU backend `conv_general_dilated` runs 2-D stride-1 undilated
-float32 NHWC convolutions by oneDNN, forward pass and both gradients
+float32 NHWC convolutions by oneDNN, forward pass and gradients
 (jaxsr.kernels.onednn_conv: the library PyTorch's CPU convolutions use,
-about twice XLA:CPU's speed on SR training shapes), when it is available
-and the run uses one device. Otherwise it keeps XLA's convolutions, except
+about twice XLA:CPU's speed on SR training shapes), when it is available,
+the run uses one device and the conv is not tiny (ONEDNN_MIN_*). Otherwise
+it keeps XLA's convolutions, except
 for the kernel gradient of wide ones: XLA computes it as one more
 convolution, of the layer input (batch as features) with the output
 gradient as an H×W "kernel", which XLA:CPU (YNNPACK, jaxlib 0.10) runs at a
@@ -15,8 +16,8 @@ groups of `weight_grad_chunk` images (each group's maps ~256 KB) for k > 1
 and at least 32 input and output channels (where it measured faster). GPUs'
 and TPUs' libraries have fast convolutions: there everything is XLA's.
 
-`Conv` is nn.Conv with it: same parameters, names and forward pass.
-`implementation(name)` overrides the choice for what is traced inside it
+`Conv` is nn.Conv's parameters and function on top, with an optional ReLU
+that oneDNN fuses. `implementation(name)` overrides the choice for what is traced inside it
 (benchmarks and tests compare them).
 """
 
@@ -103,9 +104,9 @@ _chunked_conv.defvjp(_chunked_fwd, _chunked_bwd)
 def _use_onednn(lhs, rhs, impl: str) -> bool:
   if lhs.dtype != jnp.float32 or rhs.dtype != jnp.float32 or impl in ('chunked', 'xla'):
     return False
-  if impl == 'auto' and (rhs.shape[3] < ONEDNN_MIN_OUT_CHANNELS or
-                         2 * lhs.size * rhs.shape[0] * rhs.shape[1] * rhs.shape[3]
-                         < ONEDNN_MIN_FLOPS):
+  forward_flops = 2 * lhs.size * rhs.shape[0] * rhs.shape[1] * rhs.shape[3]  # about
+  if impl == 'auto' and (rhs.shape[3] < ONEDNN_MIN_OUT_CHANNELS
+                         or forward_flops < ONEDNN_MIN_FLOPS):
     return False
   # 'auto': one device only, as XLA cannot partition the custom call over a
   # batch sharded across devices (it would gather it).
