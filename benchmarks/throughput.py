@@ -324,6 +324,9 @@ def main(argv=None):
   if args.xla_flags:
     os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' ' + args.xla_flags).strip()
   os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+  from jaxsr import host_memory
+  # As jaxsr's entry points do; it holds for the whole process, PyTorch too.
+  kept = host_memory.keep_freed_memory()
   import jax
   import torch
   from jaxsr.kernels import onednn_conv
@@ -331,7 +334,8 @@ def main(argv=None):
   print(f'jax {jax.__version__}, torch {torch.__version__} ({torch.get_num_threads()} '
         f'threads), {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, '
         f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}, jaxsr convs {args.convs} '
-        f'(oneDNN: {"available" if onednn_conv.available() else onednn_conv.unavailable_reason()})')
+        f'(oneDNN: {"available" if onednn_conv.available() else onednn_conv.unavailable_reason()}), '
+        f'host_memory.keep_freed_memory: {kept}')
   sizes = [int(s) for s in args.infer_sizes.split(',') if s]
   modes = [m for m in args.modes.split(',') if m]
   rows = []

@@ -22,6 +22,7 @@ from absl import app
 from absl import flags
 
 from jaxsr import evaluation
+from jaxsr import host_memory
 
 _MODEL = flags.DEFINE_string('model', None, 'Registered model name.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir to evaluate.')
@@ -73,6 +74,7 @@ def load_trained(workdir: str | None, model_name: str | None,
 
 def main(argv):
   del argv
+  host_memory.keep_freed_memory()
   try:
     scales = evaluation.parse_scales(_SCALES.value) if _SCALES.value else None
     if _PRETRAINED.value:

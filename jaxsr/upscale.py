@@ -41,6 +41,7 @@ from PIL import ImageOps
 import tqdm
 
 from jaxsr import color
+from jaxsr import host_memory
 from jaxsr import image_io
 from jaxsr import tiling
 
@@ -276,6 +277,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
   args = _parser().parse_args(argv)
+  host_memory.keep_freed_memory()
   fmt = args.format.lower().lstrip('.')
   if f'.{fmt}' not in image_io.IMAGE_EXTENSIONS:
     print(f'error: unknown --format={args.format}; valid: '
