@@ -2,15 +2,14 @@
 // HWIO kernels, float32) and their gradients, run by oneDNN, as XLA FFI
 // handlers for the CPU. Built and loaded by jaxsr/kernels/onednn_conv.py.
 #include <array>
+#include <cstdint>
 #include <cstdlib>
 #include <functional>
-#include <new>
-#include <string>
-#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <tuple>
+#include <new>
+#include <string>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
@@ -39,14 +38,17 @@ struct Geometry {
   bool relu;
 };
 
-Geometry MakeGeometry(int64_t n, int64_t h, int64_t w, int64_t c, int64_t kh,
-                      int64_t kw, int64_t k, int64_t ho, int64_t wo, int64_t pt,
-                      int64_t pb, int64_t pl, int64_t pr, int64_t relu) {
+// From the dimensions of the input (NHWC), kernel (HWIO) and output (NHWC).
+template <typename Dims>
+Geometry MakeGeometry(Dims x, Dims w, Dims y, int64_t pt, int64_t pb, int64_t pl,
+                      int64_t pr, int64_t relu) {
+  int64_t n = x[0], h = x[1], wd = x[2], c = x[3], kh = w[0], kw = w[1], k = w[3];
+  int64_t ho = y[1], wo = y[2];
   Geometry g;
-  g.key = {n, h, w, c, kh, kw, k, ho, wo, pt, pb, pl, pr, relu};
+  g.key = {n, h, wd, c, kh, kw, k, ho, wo, pt, pb, pl, pr, relu};
   g.relu = relu != 0;
   g.bias = memory::desc({k}, kF32, tag::a);
-  g.src = memory::desc({n, c, h, w}, kF32, tag::nhwc);
+  g.src = memory::desc({n, c, h, wd}, kF32, tag::nhwc);
   g.dst = memory::desc({n, k, ho, wo}, kF32, tag::nhwc);
   g.weights_any = memory::desc({k, c, kh, kw}, kF32, tag::any);
   g.weights_user = memory::desc({k, c, kh, kw}, kF32, tag::hwio);
@@ -209,9 +211,8 @@ using Out = ffi::ResultBuffer<ffi::F32>;
 // x: NHWC, w: HWIO, b: (K,), y: NHWC.
 ffi::Error Forward(Buf x, Buf w, Buf b, Out y, int64_t pt, int64_t pb, int64_t pl,
                    int64_t pr, int64_t relu) {
-  auto xd = x.dimensions(), wd = w.dimensions(), yd = y->dimensions();
-  Geometry g = MakeGeometry(xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[3],
-                            yd[1], yd[2], pt, pb, pl, pr, relu);
+  Geometry g = MakeGeometry(x.dimensions(), w.dimensions(), y->dimensions(), pt, pb, pl,
+                            pr, relu);
   return Catch([&] { RunForward(g, Data(x), Data(w), Data(b), Data(*y)); });
 }
 
@@ -219,9 +220,8 @@ ffi::Error Forward(Buf x, Buf w, Buf b, Out y, int64_t pt, int64_t pb, int64_t p
 // (with relu; else a 1-element placeholder).
 ffi::Error BackwardWeights(Buf x, Buf y, Buf dy, Out dw, Out db, Out masked, int64_t pt,
                            int64_t pb, int64_t pl, int64_t pr, int64_t relu) {
-  auto xd = x.dimensions(), wd = dw->dimensions(), yd = dy.dimensions();
-  Geometry g = MakeGeometry(xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[3],
-                            yd[1], yd[2], pt, pb, pl, pr, relu);
+  Geometry g = MakeGeometry(x.dimensions(), dw->dimensions(), dy.dimensions(), pt, pb,
+                            pl, pr, relu);
   return Catch([&] {
     RunBackwardWeights(g, Data(x), Data(y), Data(dy), Data(*dw), Data(*db), Data(*masked));
   });
@@ -232,9 +232,8 @@ ffi::Error BackwardWeights(Buf x, Buf y, Buf dy, Out dw, Out db, Out masked, int
 // badly), while XLA can still drop this one where dx is not needed.
 ffi::Error BackwardData(Buf dy, Buf w, Buf after, Out dx, int64_t pt, int64_t pb,
                         int64_t pl, int64_t pr, int64_t relu) {
-  auto xd = dx->dimensions(), wd = w.dimensions(), yd = dy.dimensions();
-  Geometry g = MakeGeometry(xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[3],
-                            yd[1], yd[2], pt, pb, pl, pr, relu);
+  Geometry g = MakeGeometry(dx->dimensions(), w.dimensions(), dy.dimensions(), pt, pb,
+                            pl, pr, relu);
   return Catch([&] { RunBackwardData(g, Data(dy), Data(w), Data(*dx)); });
 }
 

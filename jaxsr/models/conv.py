@@ -133,22 +133,10 @@ def _cpu_pads(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation
   return None if min(min(p) for p in pads) < 0 else pads
 
 
-def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
-                         rhs_dilation=None, dimension_numbers=None,
-                         feature_group_count=1, precision=None, **kwargs):
-  """lax.conv_general_dilated, by oneDNN or with the chunked kernel gradient
-  where that helps."""
-  args = (lhs, rhs, window_strides, padding)
-  options = dict(lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
-                 dimension_numbers=dimension_numbers,
-                 feature_group_count=feature_group_count, precision=precision, **kwargs)
-  pads = _cpu_pads(*args, **options)
-  if pads is None:
-    return lax.conv_general_dilated(*args, **options)
-  impl = current_implementation()
-  if _use_onednn(lhs, rhs, impl):
-    return onednn_conv.conv2d(lhs, rhs, jnp.zeros(rhs.shape[-1], rhs.dtype), pads)
-  if (impl == 'xla' or rhs.shape[0] * rhs.shape[1] == 1
+def _xla_conv(args, options, pads, impl):
+  """XLA's convolution, with the chunked kernel gradient where it helps."""
+  lhs, rhs = args[:2]
+  if (pads is None or impl == 'xla' or rhs.shape[0] * rhs.shape[1] == 1
       or min(rhs.shape[2], rhs.shape[3]) < MIN_CHANNELS):
     return lax.conv_general_dilated(*args, **options)
   chunk = weight_grad_chunk(lhs.shape, lhs.dtype.itemsize)
@@ -157,9 +145,35 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   return _chunked_conv(lhs, rhs, pads, chunk)
 
 
+def _cpu_conv(args, options, bias=None, relu=False):
+  """lax.conv_general_dilated(*args, **options) (+ bias, + ReLU), by oneDNN
+  or with the chunked kernel gradient where that helps."""
+  lhs, rhs = args[:2]
+  pads = _cpu_pads(*args, **options)
+  impl = current_implementation()
+  if pads is not None and _use_onednn(lhs, rhs, impl):
+    bias = jnp.zeros(rhs.shape[-1], rhs.dtype) if bias is None else bias
+    return onednn_conv.conv2d(lhs, rhs, bias, pads, relu)
+  y = _xla_conv(args, options, pads, impl)
+  y = y if bias is None else y + bias
+  return nn.relu(y) if relu else y
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                         rhs_dilation=None, dimension_numbers=None,
+                         feature_group_count=1, precision=None, **kwargs):
+  """lax.conv_general_dilated, by oneDNN or with the chunked kernel gradient
+  where that helps."""
+  return _cpu_conv((lhs, rhs, window_strides, padding),
+                   dict(lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+                        dimension_numbers=dimension_numbers,
+                        feature_group_count=feature_group_count, precision=precision,
+                        **kwargs))
+
+
 class Conv(nn.Module):
   """nn.Conv (2-D, stride 1): the same parameters, initialisers and function,
-  computed by `conv_general_dilated`; relu=True applies a ReLU, fused into
+  computed as `conv_general_dilated` is; relu=True applies a ReLU, fused into
   oneDNN's convolution where that runs it (saving a pass over the output)."""
   features: int
   kernel_size: Sequence[int]
@@ -177,8 +191,5 @@ class Conv(nn.Module):
     bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     dn = lax.conv_dimension_numbers(x.shape, kernel.shape, _NHWC)
-    pads = _cpu_pads(x, kernel, (1, 1), self.padding, dimension_numbers=dn)
-    if pads is not None and _use_onednn(x, kernel, current_implementation()):
-      return onednn_conv.conv2d(x, kernel, bias, pads, self.relu)
-    y = conv_general_dilated(x, kernel, (1, 1), self.padding, dimension_numbers=dn) + bias
-    return nn.relu(y) if self.relu else y
+    return _cpu_conv((x, kernel, (1, 1), self.padding), {'dimension_numbers': dn},
+                     bias, self.relu)
