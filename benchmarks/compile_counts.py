@@ -1,5 +1,5 @@
 r"""XLA compilations, time and PSNR of benchmark evaluation, with and without
-shape bucketing (`BenchmarkEvaluator(max_shapes=...)`, `evaluation.plan_buckets`).
+shape bucketing (`BenchmarkEvaluator(max_shapes=...)`, `evaluators.plan_buckets`).
 
   JAXSR_DATA_DIR=/work/shared/datasets python benchmarks/compile_counts.py \
       --model=espcn --scales=2,3,4 --sets=set5,set14,b100 --max_shapes=legacy,0,3
@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 
 def legacy_predict(model, params):
-  """evaluation.model_predict before issue 7 (commit f8df699)."""
+  """evaluators.model_predict before issue 7 (commit f8df699)."""
   import functools
   import jax
   import numpy as np
@@ -56,7 +56,7 @@ def main(argv=None):
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from jaxsr import evaluate, evaluation, models
+  from jaxsr import evaluate, evaluators, models
 
   compiles = []
   jax.monitoring.register_event_duration_secs_listener(
@@ -68,7 +68,7 @@ def main(argv=None):
   else:
     name, scales = args.model, [float(s) for s in args.scales.split(',')]
   print(f'model {name} ({"trained: " + args.workdir if args.workdir else "random weights"}), '
-        f'EVAL_MAX_SHAPES={evaluation.EVAL_MAX_SHAPES}')
+        f'EVAL_MAX_SHAPES={evaluators.EVAL_MAX_SHAPES}')
   print('| set | scale | images | LR shapes | max_shapes | compiles (s) 1st eval | compiles 2nd '
         'eval | 2nd eval s | padded pixels | PSNR(Y) |')
   print('|---|---|---|---|---|---|---|---|---|---|')
@@ -79,21 +79,21 @@ def main(argv=None):
       else:
         model = models.get_model(name, scale=scale, channels=1)
         params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
-      base = evaluation.BenchmarkEvaluator(set_name, [scale], channels=1)
+      base = evaluators.BenchmarkEvaluator(set_name, [scale], channels=1)
       lr_shapes = [pair.lr.shape[:2] for pair in base.pairs[scale]]
       psnr = {}
       for setting in [m if m == 'legacy' else int(m) for m in args.max_shapes.split(',')]:
-        ev = evaluation.BenchmarkEvaluator(set_name, [scale], channels=1,
+        ev = evaluators.BenchmarkEvaluator(set_name, [scale], channels=1,
                                            max_shapes=0 if setting == 'legacy' else setting)
         ev.pairs = base.pairs  # loaded once
         plan = ev.padded_shapes(scale)
         padded = sum(int(np.prod(plan.get(s, s))) for s in lr_shapes)
-        evaluation._jitted_apply.cache_clear()  # each setting starts cold
+        evaluators.benchmark._jitted_apply.cache_clear()  # each setting starts cold
         passes = []
         for _ in range(2):
           n0, c0, t0 = len(compiles), sum(compiles), time.perf_counter()
           result = ev.run(legacy_predict(model, params) if setting == 'legacy' else
-                          evaluation.model_predict(model, params))
+                          evaluators.model_predict(model, params))
           passes.append((len(compiles) - n0, sum(compiles) - c0, time.perf_counter() - t0))
         key = evaluation.scale_key(scale)
         psnr[setting] = result[key]['psnr_y']

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import readme_section
-from jaxsr import evaluation
+from jaxsr import evaluators
 from jaxsr import pretrained
 
 SETS = ('set5', 'set14', 'b100')
@@ -25,7 +25,7 @@ def markdown() -> str:
            '|---|---|' + '---|' * len(SETS)]
   for name, scale in pretrained.available():
     meta = pretrained._read_meta(None, name, scale)
-    key = evaluation.scale_key(scale)
+    key = evaluators.scale_key(scale)
     cells = []
     for s in SETS:
       got = meta['scores'].get(s, {}).get(key)

@@ -324,12 +324,12 @@ def main(argv=None):
   if args.xla_flags:
     os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' ' + args.xla_flags).strip()
   os.environ.setdefault('JAX_PLATFORMS', 'cpu')
-  from jaxsr import host_memory
+  from jaxsr.cpu import host_memory
   # As jaxsr's entry points do; it holds for the whole process, PyTorch too.
   kept = host_memory.keep_freed_memory()
   import jax
   import torch
-  from jaxsr.kernels import onednn_conv
+  from jaxsr.cpu import onednn_conv
   torch.set_num_threads(args.threads)
   print(f'jax {jax.__version__}, torch {torch.__version__} ({torch.get_num_threads()} '
         f'threads), {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, '

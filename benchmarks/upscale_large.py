@@ -76,7 +76,7 @@ def worker(size: int, tile_size: int, overlap: int, with_io: bool) -> dict:
   import jax.numpy as jnp
   from jaxsr import image_io
   from jaxsr import models
-  from jaxsr import tiling
+  from jaxsr.inference import tiling
   from jaxsr import upscale
 
   model = models.get_model('espcn', scale=2, channels=1)

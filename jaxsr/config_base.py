@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 import ml_collections
 
-from jaxsr import evaluation
+from jaxsr import evaluators
 
 LOSSES = ('mse', 'l1')
 
@@ -68,9 +68,9 @@ def base_config(model: str, *, scale: float = 2, channels: int = 1
            'factor': 0.1, 'final_fraction': 0.0})})
   c.checkpoint = ml_collections.ConfigDict({'every': 1000, 'keep': 3, 'use_async': True})
   # 'auto': Set5 when the data root has it, else the embedded held-out photos.
-  # max_shapes: LR shapes compiled per set and scale (evaluation.plan_buckets).
+  # max_shapes: LR shapes compiled per set and scale (evaluators.plan_buckets).
   c.eval = ml_collections.ConfigDict({'sets': 'auto', 'every': 1000, 'max_images': 0,
-                                      'max_shapes': evaluation.EVAL_MAX_SHAPES})
+                                      'max_shapes': evaluators.EVAL_MAX_SHAPES})
   return c
 
 

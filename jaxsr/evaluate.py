@@ -21,8 +21,8 @@ import sys
 from absl import app
 from absl import flags
 
-from jaxsr import evaluation
-from jaxsr import host_memory
+from jaxsr import evaluators
+from jaxsr.cpu import host_memory
 
 _MODEL = flags.DEFINE_string('model', None, 'Registered model name.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir to evaluate.')
@@ -34,7 +34,7 @@ _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Data root (default $JAXSR_DAT
 _MAX_IMAGES = flags.DEFINE_integer('max_images', None, 'Evaluate the first N images.')
 _JSON_OUT = flags.DEFINE_string('json_out', None, 'Write results as JSON here.')
 _MAX_SHAPES = flags.DEFINE_integer(
-    'max_shapes', evaluation.EVAL_MAX_SHAPES, 'Compiled LR shapes per set and scale: '
+    'max_shapes', evaluators.EVAL_MAX_SHAPES, 'Compiled LR shapes per set and scale: '
     'images are mirror-padded to at most this many (0: every shape as it is; bicubic '
     'is never padded).')
 _PRETRAINED = flags.DEFINE_string(
@@ -76,7 +76,7 @@ def main(argv):
   del argv
   host_memory.keep_freed_memory()
   try:
-    scales = evaluation.parse_scales(_SCALES.value) if _SCALES.value else None
+    scales = evaluators.parse_scales(_SCALES.value) if _SCALES.value else None
     if _PRETRAINED.value:
       from jaxsr import pretrained
       name, cfg = _PRETRAINED.value, {}
@@ -99,17 +99,17 @@ def main(argv):
       per_scale = {}
       for scale in scales:
         scaled = _at_scale(name, model, scale)
-        evaluator = evaluation.BenchmarkEvaluator(
+        evaluator = evaluators.BenchmarkEvaluator(
             set_name, [scale], channels=model.channels, data_dir=_DATA_DIR.value,
             max_images=_MAX_IMAGES.value, max_shapes=_MAX_SHAPES.value)
-        predict = (evaluation.bicubic_predict if _MODEL.value == 'bicubic'
-                   else evaluation.model_predict(scaled, params))
+        predict = (evaluators.bicubic_predict if _MODEL.value == 'bicubic'
+                   else evaluators.model_predict(scaled, params))
         per_scale.update(evaluator.run(predict))
       results[evaluator.name] = per_scale
   except (ValueError, FileNotFoundError) as e:
     raise SystemExit(f'error: {e}') from None
   title = _WORKDIR.value or _MODEL.value or f'pretrained {_PRETRAINED.value}'
-  print(evaluation.format_table(results, title=title))
+  print(evaluators.format_table(results, title=title))
   if _JSON_OUT.value:
     out = pathlib.Path(_JSON_OUT.value)
     out.parent.mkdir(parents=True, exist_ok=True)

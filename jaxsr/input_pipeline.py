@@ -20,7 +20,7 @@ import numpy as np
 
 from jaxsr import config_base
 from jaxsr import datasets
-from jaxsr import degradation
+from jaxsr.protocol import degradation
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from jaxsr import host_memory
+from jaxsr.cpu import host_memory
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Training config file.',
                                           lock_config=True)

@@ -21,7 +21,7 @@ import optax
 from jaxsr import checkpointing
 from jaxsr import config_base
 from jaxsr import datasets
-from jaxsr import evaluation
+from jaxsr import evaluators
 from jaxsr import input_pipeline
 from jaxsr import metric_writers
 from jaxsr import models
@@ -178,19 +178,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                   if 'train/elapsed_s' in r), 0.0)
 
   writer = metric_writers.MetricWriter(workdir, enabled=is_chief)
-  evaluators = [evaluation.build_evaluator(
+  benchmark_evaluators = [evaluators.build_evaluator(
       'benchmark', dataset=name, scales=scales, channels=c.model.channels,
       data_dir=data_dir, max_images=c.eval.max_images or None,
       max_shapes=c.eval.max_shapes)
       for name in _resolve_eval_sets(c)]
 
   def run_eval(step):
-    predict = evaluation.model_predict(model, _host_params(state.params))
+    predict = evaluators.model_predict(model, _host_params(state.params))
     out = {}
-    for ev in evaluators:
+    for ev in benchmark_evaluators:
       result, bicubic = ev.run(predict), ev.bicubic()
       for i, scale in enumerate(scales):
-        key = evaluation.scale_key(scale)
+        key = evaluators.scale_key(scale)
         prefixes = [f'eval/{ev.name}'] if i == 0 else []
         if len(scales) > 1:
           prefixes.append(f'eval/{ev.name}/{key}')
@@ -198,9 +198,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           out[f'{prefix}/psnr_y'] = result[key]['psnr_y']
           out[f'{prefix}/ssim_y'] = result[key]['ssim_y']
           out[f'{prefix}/bicubic_psnr_y'] = bicubic[key]['psnr_y']
-    first = f'eval/{evaluators[0].name}'
+    first = f'eval/{benchmark_evaluators[0].name}'
     logging.info('step %d: %s PSNR(Y) %.3f dB (bicubic %.3f), SSIM %.4f', step,
-                 evaluators[0].name, out[f'{first}/psnr_y'],
+                 benchmark_evaluators[0].name, out[f'{first}/psnr_y'],
                  out[f'{first}/bicubic_psnr_y'], out[f'{first}/ssim_y'])
     return out, out[f'{first}/psnr_y']
 

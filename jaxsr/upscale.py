@@ -18,7 +18,7 @@ grayscale (a Y model takes it as its own Y), alpha is upscaled by bicubic,
 and palette, 16-bit, CMYK and EXIF orientation are normalised by
 `image_io.read_image`.
 
-Images of any size run in tiles (`jaxsr.tiling`: --tile_size, --tile_overlap).
+Images of any size run in tiles (`jaxsr.inference.tiling`: --tile_size, --tile_overlap).
 A bad file (missing, unreadable, not an image, truncated), a directory matched
 by a glob, an existing output without --overwrite or an output folder that
 cannot be written gives one line `error: <file>: <reason>` and the batch goes
@@ -40,10 +40,10 @@ from PIL import Image
 from PIL import ImageOps
 import tqdm
 
-from jaxsr import color
-from jaxsr import host_memory
+from jaxsr.protocol import color
+from jaxsr.cpu import host_memory
 from jaxsr import image_io
-from jaxsr import tiling
+from jaxsr.inference import tiling
 
 _ALPHA_MODES = ('RGBA', 'LA', 'PA', 'RGBa', 'La')
 _NO_ALPHA_SUFFIXES = ('.jpg', '.jpeg')

@@ -5,35 +5,35 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsr import evaluation
+from jaxsr import evaluators
 from jaxsr import models
-from jaxsr import tiling
+from jaxsr.inference import tiling
 
 
 def test_plan_buckets_covers_every_shape_with_few_shapes():
   # Set5's LR shapes at x2: the two smallest squares and the 140² share 144².
   set5_x2 = [(256, 256), (144, 144), (128, 128), (140, 140), (114, 172)]
-  plan = evaluation.plan_buckets(set5_x2, 3)
+  plan = evaluators.plan_buckets(set5_x2, 3)
   assert plan == {(256, 256): (256, 256), (144, 144): (144, 144), (128, 128): (144, 144),
                   (140, 140): (144, 144), (114, 172): (114, 172)}
   rng = np.random.default_rng(0)
   shapes = [tuple(s) for s in rng.integers(20, 300, (60, 2))]
   for k in (1, 2, 3, 7):
-    plan = evaluation.plan_buckets(shapes, k)
+    plan = evaluators.plan_buckets(shapes, k)
     assert len(set(plan.values())) == k
     assert all(b[0] >= s[0] and b[1] >= s[1] for s, b in plan.items())
   # Repeated shapes weigh: 9 images of 100² stay unpadded, 1 of 90² joins them.
-  plan = evaluation.plan_buckets([(100, 100)] * 9 + [(90, 90), (10, 200)], 2)
+  plan = evaluators.plan_buckets([(100, 100)] * 9 + [(90, 90), (10, 200)], 2)
   assert plan[(90, 90)] == (100, 100) and plan[(10, 200)] == (10, 200)
-  assert evaluation.plan_buckets([(5, 7)] * 4, 3) == {(5, 7): (5, 7)}
-  assert evaluation.plan_buckets([], 3) == {}
+  assert evaluators.plan_buckets([(5, 7)] * 4, 3) == {(5, 7): (5, 7)}
+  assert evaluators.plan_buckets([], 3) == {}
 
 
 def _predict_both(model, variables, lr, padded):
   scale = int(model.scale)
   size = tuple(scale * n for n in lr.shape[:2])
-  predict = evaluation.model_predict(model, variables)
-  out = evaluation.predict_padded(predict, lr[None], size, padded, scale)[0]
+  predict = evaluators.model_predict(model, variables)
+  out = evaluators.predict_padded(predict, lr[None], size, padded, scale)[0]
   plain = predict(lr[None], size)[0]
   assert out.shape == plain.shape == size + lr.shape[2:]
   return out, plain
@@ -67,17 +67,17 @@ def test_a_set_compiles_at_most_max_shapes_times_and_once_per_process(tmp_path):
     Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(tmp_path / f'{i}.png')
   model = models.get_model('espcn', scale=2, features=(8, 4))  # its own jit cache
   variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
-  apply = evaluation._jitted_apply(model)
-  ev = evaluation.BenchmarkEvaluator(str(tmp_path), [2])
+  apply = evaluators.benchmark._jitted_apply(model)
+  ev = evaluators.BenchmarkEvaluator(str(tmp_path), [2])
   assert len({p.lr.shape for p in ev.pairs[2.0]}) == 5
   before = apply._cache_size()
-  padded = ev.run(evaluation.model_predict(model, variables))
+  padded = ev.run(evaluators.model_predict(model, variables))
   assert apply._cache_size() - before == 3
   # A new predict function (training builds one per evaluation) compiles nothing.
-  again = ev.run(evaluation.model_predict(model, variables))
+  again = ev.run(evaluators.model_predict(model, variables))
   assert apply._cache_size() - before == 3 and again == padded
-  plain = evaluation.BenchmarkEvaluator(str(tmp_path), [2], max_shapes=0).run(
-      evaluation.model_predict(model, variables))
+  plain = evaluators.BenchmarkEvaluator(str(tmp_path), [2], max_shapes=0).run(
+      evaluators.model_predict(model, variables))
   shapes = {p.lr.shape[:2] for p in ev.pairs[2.0]}
   new_shapes = shapes - set(ev.padded_shapes(2).values())  # the others are buckets too
   assert apply._cache_size() - before == 3 + len(new_shapes) and len(new_shapes) >= 2
@@ -89,12 +89,12 @@ def test_bicubic_predict_and_non_integer_scales_are_never_padded(tmp_path):
   rng = np.random.default_rng(4)
   for i, (h, w) in enumerate([(60, 82), (100, 128), (128, 114), (64, 64), (90, 70)]):
     Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(tmp_path / f'{i}.png')
-  ev = evaluation.BenchmarkEvaluator(str(tmp_path), [2, 1 / 0.3])
+  ev = evaluators.BenchmarkEvaluator(str(tmp_path), [2, 1 / 0.3])
   seen = []
 
   def recording(lr, size):
     seen.append(lr.shape[1:3])
-    return evaluation.bicubic_predict(lr, size)
+    return evaluators.bicubic_predict(lr, size)
   ev.run(recording)
   assert len(set(seen)) == 10  # no `paddable` mark: every shape as it is
   recording.paddable = True

@@ -11,7 +11,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from jaxsr import evaluation
+from jaxsr import evaluators
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -26,7 +26,7 @@ SIZES = {'set5': 5, 'set14': 14, 'b100': 100}
 
 @pytest.mark.parametrize('name', ['set5', 'set14', 'b100'])
 def test_bicubic_reproduces_the_published_table(name, data_dir):
-  evaluator = evaluation.BenchmarkEvaluator(name, [2, 3, 4], channels=1,
+  evaluator = evaluators.BenchmarkEvaluator(name, [2, 3, 4], channels=1,
                                             data_dir=str(data_dir))
   results = evaluator.bicubic()
   for scale, (psnr, ssim) in PUBLISHED[name].items():
@@ -39,8 +39,8 @@ def test_bicubic_reproduces_the_published_table(name, data_dir):
 def test_bicubic_jax_model_matches_the_numpy_reference(data_dir):
   from jaxsr import models
   model = models.get_model('bicubic', scale=3)
-  evaluator = evaluation.BenchmarkEvaluator('set5', [3], data_dir=str(data_dir))
-  jax_result = evaluator.run(evaluation.model_predict(model, {}))
+  evaluator = evaluators.BenchmarkEvaluator('set5', [3], data_dir=str(data_dir))
+  jax_result = evaluator.run(evaluators.model_predict(model, {}))
   assert jax_result['x3']['psnr_y'] == pytest.approx(evaluator.bicubic()['x3']['psnr_y'],
                                                      abs=0.005)
 
@@ -96,7 +96,7 @@ def test_cli_bad_input_is_one_clear_line(args, message, tmp_path):
 
 
 def test_scale_keys():
-  assert evaluation.scale_key(2.0) == 'x2'
-  assert evaluation.scale_key(1 / 0.3) == 'x3.333'
+  assert evaluators.scale_key(2.0) == 'x2'
+  assert evaluators.scale_key(1 / 0.3) == 'x3.333'
   with pytest.raises(ValueError):
-    evaluation.parse_scales('1')
+    evaluators.parse_scales('1')

@@ -1,4 +1,4 @@
-"""jaxsr.host_memory: glibc keeps freed memory, so steps stop page-faulting."""
+"""jaxsr.cpu.host_memory: glibc keeps freed memory, so steps stop page-faulting."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import pytest
 # (above glibc's mmap threshold) then fault ~16k pages each without it.
 SCRIPT = '''
 import ctypes, resource
-from jaxsr import host_memory
+from jaxsr.cpu import host_memory
 print(host_memory.keep_freed_memory())
 libc = ctypes.CDLL('libc.so.6')
 libc.malloc.restype = ctypes.c_void_p

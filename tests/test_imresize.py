@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsr import imresize as ir
+from jaxsr.protocol import imresize as ir
 
 
 def keys_cubic(t: float) -> float:

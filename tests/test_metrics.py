@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from jaxsr import color
-from jaxsr import degradation
-from jaxsr import metrics
+from jaxsr.protocol import color
+from jaxsr.protocol import degradation
+from jaxsr.protocol import metrics
 
 
 def test_y_channel_bt601():

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from jaxsr import models
-from jaxsr.imresize import imresize
-from jaxsr.imresize import imresize_jax
+from jaxsr.protocol.imresize import imresize
+from jaxsr.protocol.imresize import imresize_jax
 from jaxsr.models import csc_decomp
 from jaxsr.models import layers
 

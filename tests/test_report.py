@@ -12,15 +12,15 @@ import pytest
 from PIL import Image
 import skimage.data
 
-from jaxsr import color
+from jaxsr.protocol import color
 from jaxsr import config_base
 from jaxsr import evaluate
 from jaxsr import metric_writers
-from jaxsr import metrics
+from jaxsr.protocol import metrics
 from jaxsr import report
-from jaxsr import report_scale030
+from jaxsr.report import scale030 as report_scale030
 from jaxsr import train
-from jaxsr.imresize import imresize
+from jaxsr.protocol.imresize import imresize
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SET = 'embedded_test'  # three 256×256 photos inside scikit-image: no data root needed
@@ -116,7 +116,7 @@ def test_figures_are_written_and_not_blank(report_out):
 
 
 def test_figures_are_rgb_and_long_rows_wrap(tmp_path):
-  from jaxsr import report_figures
+  from jaxsr.report import figures as report_figures
   img = np.asarray(skimage.data.chelsea()[:64, :64])
   sizes = {}
   for n in (report_figures.MAX_COLUMNS, report_figures.MAX_COLUMNS + 2):

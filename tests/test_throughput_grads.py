@@ -2,7 +2,7 @@
 
 The chunked kernel gradient is exact (float64: equal to XLA's gradient to
 rounding); its float32 gradient, and that of the oneDNN convolutions
-(jaxsr.kernels.onednn_conv, float32 only), are within 1e-4 of float64
+(jaxsr.cpu.onednn_conv, float32 only), are within 1e-4 of float64
 (relative L2 of the whole gradient, and of each parameter). The one exception is VDSR's first
 conv, whose float32 gradient (a sum with much cancellation) is ~1e-3 off
 float64 with XLA's own kernel gradient too: there the bound is XLA's
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from jaxsr import models
-from jaxsr.kernels import onednn_conv
+from jaxsr.cpu import onednn_conv
 from jaxsr.models import conv
 
 needs_onednn = pytest.mark.skipif(

@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 
 from jaxsr import checkpointing
-from jaxsr import color
+from jaxsr.protocol import color
 from jaxsr import config_base
 from jaxsr import models
 from jaxsr import pretrained
-from jaxsr import tiling
+from jaxsr.inference import tiling
 from jaxsr import upscale
-from jaxsr.imresize import imresize
+from jaxsr.protocol.imresize import imresize
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 

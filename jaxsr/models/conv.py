@@ -2,7 +2,7 @@
 
 On the CPU backend `conv_general_dilated` runs 2-D stride-1 undilated
 float32 NHWC convolutions by oneDNN, forward pass and gradients
-(jaxsr.kernels.onednn_conv: the library PyTorch's CPU convolutions use,
+(jaxsr.cpu.onednn_conv: the library PyTorch's CPU convolutions use,
 about twice XLA:CPU's speed on SR training shapes), when it is available,
 the run uses one device and the conv is not tiny (ONEDNN_MIN_*). Otherwise
 it keeps XLA's convolutions, except
@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxsr.kernels import onednn_conv
+from jaxsr.cpu import onednn_conv
 
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
 # Bytes of one group's input maps for the kernel gradient (measured on a

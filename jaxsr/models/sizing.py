@@ -12,7 +12,7 @@ from typing import Sequence
 
 import jax.numpy as jnp
 
-from jaxsr.imresize import imresize_jax
+from jaxsr.protocol.imresize import imresize_jax
 
 
 def default_output_size(scale: float, lr_hw: Sequence[int]) -> tuple[int, int]:

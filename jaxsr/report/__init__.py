@@ -31,9 +31,9 @@ from typing import Sequence
 
 import numpy as np
 
-from jaxsr import evaluation
+from jaxsr import evaluators
 from jaxsr import metric_writers
-from jaxsr import report_figures
+from jaxsr.report import figures as report_figures
 
 
 class ReportError(ValueError):
@@ -74,13 +74,13 @@ def checkpoint_step(workdir: pathlib.Path) -> int | None:
 
 
 def benchmark(run: dict, sets: Sequence[str], data_dir: str | None,
-              reevaluate: bool = False, evaluators: dict | None = None) -> dict:
+              reevaluate: bool = False, evaluator_cache: dict | None = None) -> dict:
   """{set: {'x2': {psnr_y, ssim_y, n, bicubic_psnr_y, bicubic_ssim_y}}}, cached.
 
-  `evaluators` (a dict kept across runs) shares the loaded images and the
+  `evaluator_cache` (a dict kept across runs) shares the loaded images and the
   bicubic scores between runs of the same scales.
   """
-  evaluators = {} if evaluators is None else evaluators
+  evaluator_cache = {} if evaluator_cache is None else evaluator_cache
   workdir = run['workdir']
   cache_path = workdir / 'benchmark.json'
   step = run['checkpoint_step']
@@ -91,7 +91,7 @@ def benchmark(run: dict, sets: Sequence[str], data_dir: str | None,
     if step is not None and cache.get('step') != step:
       cache = {}  # the run has trained on since: score its new best checkpoint
   scores = cache.get('sets', {})
-  keys = [evaluation.scale_key(s) for s in run['scales']]
+  keys = [evaluators.scale_key(s) for s in run['scales']]
   missing = [s for s in sets if not all(k in scores.get(s, {}) for k in keys)]
   if missing:
     if step is None:
@@ -99,15 +99,15 @@ def benchmark(run: dict, sets: Sequence[str], data_dir: str | None,
                         '(and benchmark.json does not have them)')
     from jaxsr import evaluate
     name, model, params, _ = evaluate.load_trained(str(workdir), None, None)
-    predict = (evaluation.bicubic_predict if name == 'bicubic'
-               else evaluation.model_predict(model, params))
+    predict = (evaluators.bicubic_predict if name == 'bicubic'
+               else evaluators.model_predict(model, params))
     for set_name in missing:
       print(f'evaluating {run["label"]} (step {step}) on {set_name}...', flush=True)
       key = (set_name, tuple(run['scales']), model.channels)
-      if key not in evaluators:
-        evaluators[key] = evaluation.BenchmarkEvaluator(
+      if key not in evaluator_cache:
+        evaluator_cache[key] = evaluators.BenchmarkEvaluator(
             set_name, run['scales'], channels=model.channels, data_dir=data_dir)
-      ev = evaluators[key]
+      ev = evaluator_cache[key]
       result, bicubic = ev.run(predict), ev.bicubic()
       scores[set_name] = {k: {**result[k], 'bicubic_psnr_y': bicubic[k]['psnr_y'],
                               'bicubic_ssim_y': bicubic[k]['ssim_y']} for k in result}
@@ -184,7 +184,7 @@ def results_table(runs: list[dict], scores: list[dict], sets: Sequence[str]) -> 
   lines = ['| ' + ' | '.join(head) + ' |',
            '|' + '---|' * 4 + '---:|' * (len(sets) + 2)]
   for scale in sorted({s for run in runs for s in run['scales']}):
-    key = evaluation.scale_key(scale)
+    key = evaluators.scale_key(scale)
     at_scale = [(run, score) for run, score in zip(runs, scores) if scale in run['scales']]
     best = {s: max(score[s][key]['psnr_y'] for _, score in at_scale) for s in sets}
     first = at_scale[0][1]
@@ -217,8 +217,8 @@ def write_report(workdirs: Sequence[str], out: pathlib.Path, sets: Sequence[str]
   for r in runs:
     if labels.count(r['label']) > 1:
       r['label'] = f"{r['workdir'].parent.name}/{r['label']}"
-  evaluators = {}
-  scores = [benchmark(r, sets, data_dir, reevaluate, evaluators) for r in runs]
+  evaluator_cache = {}
+  scores = [benchmark(r, sets, data_dir, reevaluate, evaluator_cache) for r in runs]
   out.mkdir(parents=True, exist_ok=True)
   table = results_table(runs, scores, sets)
   (out / 'results.md').write_text(
@@ -279,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   out = pathlib.Path(args.out)
   try:
     if args.experiment == 'scale030':
-      from jaxsr import report_scale030
+      from jaxsr.report import scale030 as report_scale030
       run = load_run(args.workdir)
       report_scale030.scale030_experiment(run, out, image=args.image,
                                           data_dir=args.data_dir)

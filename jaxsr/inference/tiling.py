@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsr.imresize import imresize
+from jaxsr.protocol.imresize import imresize
 
 DEFAULT_TILE_SIZE = 256
 DEFAULT_OVERLAP = 16

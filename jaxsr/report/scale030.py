@@ -15,11 +15,11 @@ import pathlib
 
 import numpy as np
 
-from jaxsr import color
-from jaxsr import degradation
-from jaxsr import evaluation
-from jaxsr import report_figures as figures
-from jaxsr.imresize import imresize
+from jaxsr.protocol import color
+from jaxsr.protocol import degradation
+from jaxsr import evaluators
+from jaxsr.report import figures
+from jaxsr.protocol.imresize import imresize
 
 FACTOR = 0.30
 
@@ -38,7 +38,7 @@ def scale030_experiment(run: dict, out: pathlib.Path, *, image: str | None,
   hr_rgb = color.to_rgb(hr)
   y_pair = degradation.make_pair(hr, scale, 1, name)
   size = y_pair.target.shape[:2]
-  bicubic = evaluation.bicubic_predict(y_pair.lr[None], size)[0]
+  bicubic = evaluators.bicubic_predict(y_pair.lr[None], size)[0]
   lr_rgb = imresize(hr_rgb, factor)
   chroma = imresize(lr_rgb, output_size=size)
 
@@ -46,7 +46,7 @@ def scale030_experiment(run: dict, out: pathlib.Path, *, image: str | None,
     from jaxsr import evaluate
     _, model, params, _ = evaluate.load_trained(str(run['workdir']), None, None)
     pair = degradation.make_pair(hr, scale, model.channels, name)
-    predict = evaluation.model_predict(model.clone(scale=scale), params)
+    predict = evaluators.model_predict(model.clone(scale=scale), params)
     sr = predict(pair.lr[None], size)[0]
     return figures.display_rgb(sr, chroma, gray), degradation.score(sr, pair)
 

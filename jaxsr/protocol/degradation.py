@@ -25,8 +25,8 @@ import math
 
 import numpy as np
 
-from jaxsr import color
-from jaxsr.imresize import imresize
+from jaxsr.protocol import color
+from jaxsr.protocol.imresize import imresize
 
 
 def modcrop(img: np.ndarray, scale: float) -> np.ndarray:
@@ -86,7 +86,7 @@ def make_pair(hr: np.ndarray, scale: float, channels: int, name: str = '') -> SR
 
 def score(sr: np.ndarray, pair: SRPair) -> dict[str, float]:
   """Protocol metrics of a model output `sr` (H, W, C) in [0, 1] for `pair`."""
-  from jaxsr import metrics
+  from jaxsr.protocol import metrics
   sr = np.asarray(sr, np.float64)
   if sr.shape != pair.target.shape:
     raise ValueError(f'{pair.name}: SR shape {sr.shape} != target shape '

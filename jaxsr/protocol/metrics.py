@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxsr import color
+from jaxsr.protocol import color
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The figures of `jaxsr.report`: convergence curves and visual comparisons.
 
 Every PSNR/SSIM shown is computed by the evaluation protocol itself
-(`degradation.make_pair`, `evaluation.bicubic_predict`, `degradation.score`);
+(`degradation.make_pair`, `evaluators.bicubic_predict`, `degradation.score`);
 Y-channel results are shown in colour with the chroma of the bicubic image.
 """
 
@@ -21,12 +21,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from jaxsr import color  # noqa: E402
+from jaxsr.protocol import color  # noqa: E402
 from jaxsr import datasets  # noqa: E402
-from jaxsr import degradation  # noqa: E402
-from jaxsr import evaluation  # noqa: E402
-from jaxsr import metrics  # noqa: E402
-from jaxsr.imresize import imresize  # noqa: E402
+from jaxsr.protocol import degradation  # noqa: E402
+from jaxsr import evaluators  # noqa: E402
+from jaxsr.protocol import metrics  # noqa: E402
+from jaxsr.protocol.imresize import imresize  # noqa: E402
 
 SET_TITLES = {'set5': 'Set5', 'set14': 'Set14', 'b100': 'B100', 'urban100': 'Urban100'}
 
@@ -230,7 +230,7 @@ def _bicubic_panel(hr: np.ndarray, scale: float, name: str, gray: bool):
   """(Y pair, bicubic chroma source, panel) at `scale` by the evaluation protocol."""
   pair = degradation.make_pair(hr, scale, 1, name)
   size = pair.target.shape[:2]
-  bicubic = evaluation.bicubic_predict(pair.lr[None], size)[0]
+  bicubic = evaluators.bicubic_predict(pair.lr[None], size)[0]
   lr_rgb = imresize(color.to_rgb(degradation.modcrop(hr, scale)), 1 / scale)
   chroma = imresize(lr_rgb, output_size=size)
   return pair, chroma, (caption(f'bicubic ×{scale:g}', degradation.score(bicubic, pair)),
@@ -280,7 +280,7 @@ def comparison_figure(runs: Sequence[dict], path: pathlib.Path, *, image: str | 
       loaded[run['label']] = evaluate.load_trained(str(run['workdir']), None, None)
     _, model, params, _ = loaded[run['label']]
     pair = degradation.make_pair(hr, scale, model.channels, name)
-    sr = evaluation.model_predict(model, params)(pair.lr[None], pair.target.shape[:2])[0]
+    sr = evaluators.model_predict(model, params)(pair.lr[None], pair.target.shape[:2])[0]
     return display_rgb(sr, chroma, gray), degradation.score(sr, pair)
 
   blocks = []

@@ -1,8 +1,6 @@
 """Benchmark evaluation: full images, the standard protocol, any model.
 
-Evaluators are built by name from a config (`build_evaluator`), as in
-big_vision; each one scores a `predict(lr_batch, output_size) -> sr_batch`
-function, so the same code serves `jaxsr.evaluate`, training and reports.
+The evaluator of `config.eval` kind 'benchmark' (see `jaxsr.evaluators`).
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from jaxsr import datasets
-from jaxsr import degradation
+from jaxsr.protocol import degradation
 
 Predict = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
 
@@ -101,7 +99,7 @@ class BenchmarkEvaluator:
 
 def bicubic_predict(lr: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
   """MATLAB bicubic upscaling of a float batch, NumPy float64."""
-  from jaxsr.imresize import imresize
+  from jaxsr.protocol.imresize import imresize
   return np.stack([imresize(x, output_size=output_size) for x in lr])
 
 
@@ -137,7 +135,7 @@ def predict_padded(predict: Predict, lr: np.ndarray, output_size: tuple[int, int
   Unpadded when `padded` is None or the LR's own shape, or when the output
   is not exactly scale × the LR size.
   """
-  from jaxsr import tiling
+  from jaxsr.inference import tiling
   h, w = lr.shape[1:3]
   size = tuple(int(v) for v in output_size)
   if padded is None or tuple(padded) == (h, w) or size != (scale * h, scale * w):
@@ -173,15 +171,6 @@ def model_predict(model, params) -> Predict:
     return np.asarray(apply(params, lr, tuple(int(v) for v in output_size)))
   predict.paddable = True
   return predict
-
-
-EVALUATORS = {'benchmark': BenchmarkEvaluator}
-
-
-def build_evaluator(kind: str, **kwargs):
-  if kind not in EVALUATORS:
-    raise ValueError(f'unknown evaluator {kind!r}; valid: {sorted(EVALUATORS)}')
-  return EVALUATORS[kind](**kwargs)
 
 
 def format_table(results: dict, title: str = '') -> str:
