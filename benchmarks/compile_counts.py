@@ -56,14 +56,14 @@ def main(argv=None):
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from jaxsr import evaluate, evaluators, models
+  from jaxsr import evaluators, models
 
   compiles = []
   jax.monitoring.register_event_duration_secs_listener(
       lambda event, secs, **kw: compiles.append(secs)
       if event == '/jax/core/compile/backend_compile_duration' else None)
   if args.workdir:
-    name, trained, params, _ = evaluate.load_trained(args.workdir, None, None)
+    name, trained, params, _ = runs.load_trained(args.workdir, None, None)
     scales = [float(trained.scale)]
   else:
     name, scales = args.model, [float(s) for s in args.scales.split(',')]

@@ -22,6 +22,8 @@ from absl import app
 from absl import flags
 
 from jaxsr import evaluators
+from jaxsr import models
+from jaxsr import runs
 from jaxsr.cpu import host_memory
 
 _MODEL = flags.DEFINE_string('model', None, 'Registered model name.')
@@ -42,36 +44,6 @@ _PRETRAINED = flags.DEFINE_string(
     '`python -m jaxsr.pretrained list`).')
 
 
-def load_trained(workdir: str | None, model_name: str | None,
-                 checkpoint: str | None, scale: float | None = None,
-                 channels: int | None = None):
-  """(name, model, params, config dict) from a workdir or --model/--checkpoint."""
-  from jaxsr import models
-  kwargs, cfg = {}, {}
-  if workdir:
-    config_path = pathlib.Path(workdir) / 'config.json'
-    if not config_path.exists():
-      raise FileNotFoundError(f'{config_path} not found: is {workdir} a jaxsr workdir?')
-    cfg = json.loads(config_path.read_text())
-    model_name = cfg['model']['name']
-    kwargs = cfg['model'].get('kwargs', {})
-    scale = cfg['model']['scale']
-    channels = channels or cfg['model']['channels']
-  if not model_name:
-    raise ValueError('give --model (with --checkpoint for trained weights) or --workdir')
-  model = models.get_model(model_name, scale=scale or 2, channels=channels or 1, **kwargs)
-  params = None
-  source = workdir or checkpoint
-  if source:
-    import jax
-    import jax.numpy as jnp
-    from jaxsr import checkpointing
-    abstract = jax.eval_shape(model.init, jax.random.key(0),
-                              jnp.zeros((1, 8, 8, channels or 1), jnp.float32))
-    params = checkpointing.restore_params(source, abstract)
-  return model_name, model, params, cfg
-
-
 def main(argv):
   del argv
   host_memory.keep_freed_memory()
@@ -82,7 +54,7 @@ def main(argv):
       name, cfg = _PRETRAINED.value, {}
       model, params = pretrained.load(name, scales[0] if scales else 2)
     else:
-      name, model, params, cfg = load_trained(_WORKDIR.value, _MODEL.value,
+      name, model, params, cfg = runs.load_trained(_WORKDIR.value, _MODEL.value,
                                               _CHECKPOINT.value,
                                               scales[0] if scales else None, _CHANNELS.value)
     if scales is None:
@@ -98,7 +70,7 @@ def main(argv):
     for set_name in [s for s in _SETS.value.split(',') if s]:
       per_scale = {}
       for scale in scales:
-        scaled = _at_scale(name, model, scale)
+        scaled = models.at_scale(name, model, scale)
         evaluator = evaluators.BenchmarkEvaluator(
             set_name, [scale], channels=model.channels, data_dir=_DATA_DIR.value,
             max_images=_MAX_IMAGES.value, max_shapes=_MAX_SHAPES.value)
@@ -117,17 +89,6 @@ def main(argv):
     tmp.write_text(json.dumps(results, indent=2) + '\n')
     tmp.replace(out)
     print(f'wrote {out}')
-
-
-def _at_scale(name: str, model, scale: float):
-  """The same model at another scale: only bicubic-input models share weights across scales."""
-  from jaxsr import models
-  if float(scale) == float(model.scale):
-    return model
-  if not models.model_info(name).works_on_bicubic:
-    raise ValueError(f'{name} was built for x{model.scale:g} (learned upsampling); '
-                     f'it cannot evaluate x{scale:g}: pass --scales={model.scale:g}')
-  return model.clone(scale=float(scale))
 
 
 if __name__ == '__main__':

@@ -121,18 +121,14 @@ def load_model(args: argparse.Namespace):
   from jaxsr import models
   from jaxsr import pretrained
   if args.workdir or args.checkpoint:
-    from jaxsr import evaluate
+    from jaxsr import runs
     if args.checkpoint and not args.model:
       raise ValueError('--checkpoint needs --model (the registered model name)')
-    name, model, params, _ = evaluate.load_trained(
+    name, model, params, _ = runs.load_trained(
         args.workdir, args.model, args.checkpoint, args.scale,
         args.channels or (None if args.workdir else 1))
-    if args.scale and float(args.scale) != float(model.scale):
-      if not models.model_info(name).works_on_bicubic:
-        raise ValueError(f'{name} was trained for x{model.scale:g} (learned '
-                         f'upsampling) and cannot upscale x{args.scale:g}; '
-                         f'give --scale={model.scale:g} or another run')
-      model = model.clone(scale=float(args.scale))
+    if args.scale:
+      model = models.at_scale(name, model, args.scale)
     return f'{name} from {args.workdir or args.checkpoint}', name, model, params
   name, scale = args.model or 'eeds', args.scale or 2.0
   if name == 'bicubic':

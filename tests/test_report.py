@@ -14,7 +14,8 @@ import skimage.data
 
 from jaxsr.protocol import color
 from jaxsr import config_base
-from jaxsr import evaluate
+from jaxsr import runs as jaxsr_runs
+from jaxsr.runs import load_trained
 from jaxsr import metric_writers
 from jaxsr.protocol import metrics
 from jaxsr import report
@@ -89,7 +90,7 @@ def test_table_matches_metrics_jsonl(runs, report_out):
       bicubic = next(r for r in rows if r[0] == 'bicubic' and r[3] == f'×{scale:g}')
       bicubic_logged = logged[-1][key.replace('psnr_y', 'bicubic_psnr_y')]
       assert bicubic[4].startswith(f'{bicubic_logged:.2f} / ')
-    _, _, params, _ = evaluate.load_trained(str(workdir), None, None)
+    _, _, params, _ = load_trained(str(workdir), None, None)
     assert row[2] == f'{sum(x.size for x in jax.tree.leaves(params)):,}'
 
 
@@ -141,7 +142,7 @@ def test_a_committed_run_regenerates_the_report_exactly(runs, report_out, tmp_pa
 
   def no_evaluation(*args, **kwargs):
     raise AssertionError('the cached report evaluated a model')
-  monkeypatch.setattr(evaluate, 'load_trained', no_evaluation)
+  monkeypatch.setattr(jaxsr_runs, 'load_trained', no_evaluation)
   report.write_report(copies, tmp_path / 'out', [SET])
   for name in ('results.md', 'results.json', 'convergence.png', 'comparison.png'):
     assert (tmp_path / 'out' / name).read_bytes() == (out / name).read_bytes(), name

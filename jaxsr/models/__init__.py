@@ -162,5 +162,32 @@ def get_model(name: str, *, scale: float, channels: int = 1,
   return entry.module(scale=scale, channels=int(channels), **kwargs)
 
 
-__all__ = ['ModelInfo', 'config_fields', 'get_model', 'list_models',
-           'model_info', 'VALID_CHANNELS']
+def from_config(model_config) -> nn.Module:
+  """The model of a config's `model` group (a ConfigDict or its JSON dict)."""
+  kwargs = model_config.get('kwargs') or {}
+  if hasattr(kwargs, 'to_dict'):
+    kwargs = kwargs.to_dict()
+  return get_model(model_config['name'], scale=model_config['scale'],
+                   channels=model_config['channels'], **kwargs)
+
+
+def at_scale(name: str, model: nn.Module, scale: float) -> nn.Module:
+  """`model` for ×scale: only models on the bicubic input share weights across scales."""
+  if float(scale) == float(model.scale):
+    return model
+  if not model_info(name).works_on_bicubic:
+    raise ValueError(f'{name} was trained for x{model.scale:g} (learned upsampling) '
+                     f'and cannot upscale x{float(scale):g}; use x{model.scale:g}')
+  return model.clone(scale=float(scale))
+
+
+def abstract_variables(model: nn.Module):
+  """The variables' shapes and dtypes (jax.ShapeDtypeStruct), nothing computed."""
+  import jax
+  import jax.numpy as jnp
+  return jax.eval_shape(model.init, jax.random.key(0),
+                        jnp.zeros((1, 8, 8, model.channels), jnp.float32))
+
+
+__all__ = ['ModelInfo', 'abstract_variables', 'at_scale', 'config_fields',
+           'from_config', 'get_model', 'list_models', 'model_info', 'VALID_CHANNELS']

@@ -85,8 +85,8 @@ def load(name: str = 'eeds', scale: float = 2,
     raise PretrainedNotFoundError(
         f'no pretrained weights {file_stem(name, scale)}; {hint}. Or use a '
         f'trained run: --workdir=RUN (see README, Training)')
-  model = models.get_model(meta['model'], scale=float(meta['scale']),
-                           channels=int(meta['channels']), **meta['kwargs'])
+  model = models.from_config({'name': meta['model'], 'scale': float(meta['scale']),
+                              'channels': int(meta['channels']), 'kwargs': meta['kwargs']})
   blob = _folder(directory).joinpath(file_stem(name, scale) + '.msgpack')
   try:
     variables = flax.serialization.msgpack_restore(blob.read_bytes())
@@ -94,9 +94,7 @@ def load(name: str = 'eeds', scale: float = 2,
     raise PretrainedNotFoundError(f'{blob} is missing (its .json exists)') from None
   except Exception as e:  # msgpack raises several unrelated types.
     raise ValueError(f'{blob} is not a valid weights file: {e}') from None
-  abstract = jax.eval_shape(model.init, jax.random.key(0),
-                            jnp.zeros((1, 8, 8, model.channels), jnp.float32))
-  expected = jax.tree.map(lambda a: (a.shape, a.dtype), abstract)
+  expected = jax.tree.map(lambda a: (a.shape, a.dtype), models.abstract_variables(model))
   got = jax.tree.map(lambda a: (a.shape, a.dtype), variables)
   if expected != got:
     raise ValueError(f'{blob} does not hold the weights of {meta["model"]} '
@@ -128,14 +126,14 @@ def export(source: str | os.PathLike, name: str | None = None,
     scores: stored as is, e.g. `{"Set5": {"x2": {"psnr_y": ...}}}`.
   """
   import flax.serialization
-  from jaxsr import evaluate
+  from jaxsr import runs
 
   source = pathlib.Path(source)
   is_workdir = (source / 'config.json').is_file()
   if not is_workdir and scale is None:
     raise ValueError(f'{source} has no config.json: give the scale (and the '
                      f'model) of the checkpoint')
-  model_name, sr_model, params, cfg = evaluate.load_trained(
+  model_name, sr_model, params, cfg = runs.load_trained(
       str(source) if is_workdir else None, model or name,
       None if is_workdir else str(source), scale, channels)
   if scale is not None and float(scale) != float(sr_model.scale):

@@ -97,8 +97,8 @@ def benchmark(run: dict, sets: Sequence[str], data_dir: str | None,
     if step is None:
       raise ReportError(f'{workdir}: no checkpoint to evaluate on {",".join(missing)} '
                         '(and benchmark.json does not have them)')
-    from jaxsr import evaluate
-    name, model, params, _ = evaluate.load_trained(str(workdir), None, None)
+    from jaxsr.runs import load_trained
+    name, model, params, _ = load_trained(str(workdir), None, None)
     predict = (evaluators.bicubic_predict if name == 'bicubic'
                else evaluators.model_predict(model, params))
     for set_name in missing:
@@ -149,13 +149,8 @@ def parameter_count(run: dict) -> int:
   """Parameters of the run's model, from its config (no checkpoint needed)."""
   if 'params' not in run:
     import jax
-    import jax.numpy as jnp
     from jaxsr import models
-    m = run['config']['model']
-    model = models.get_model(m['name'], scale=m['scale'], channels=m['channels'],
-                             **m.get('kwargs', {}))
-    shapes = jax.eval_shape(model.init, jax.random.key(0),
-                            jnp.zeros((1, 8, 8, m['channels']), jnp.float32))
+    shapes = models.abstract_variables(models.from_config(run['config']['model']))
     run['params'] = int(sum(np.prod(x.shape) for x in jax.tree.leaves(shapes)))
   return run['params']
 

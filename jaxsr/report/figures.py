@@ -270,14 +270,14 @@ def cached_output(run: dict, key: str, compute: Callable[[], tuple[np.ndarray, d
 def comparison_figure(runs: Sequence[dict], path: pathlib.Path, *, image: str | None,
                       sets: Sequence[str], data_dir: str | None) -> None:
   """HR | bicubic | each run, one block per scale, with a zoomed crop and PSNR/SSIM."""
-  from jaxsr import evaluate
+  from jaxsr.runs import load_trained
   name, hr = load_image(image, sets, data_dir)
   gray = hr.shape[-1] == 1
   loaded = {}
 
   def output(run, scale, chroma):
     if run['label'] not in loaded:
-      loaded[run['label']] = evaluate.load_trained(str(run['workdir']), None, None)
+      loaded[run['label']] = load_trained(str(run['workdir']), None, None)
     _, model, params, _ = loaded[run['label']]
     pair = degradation.make_pair(hr, scale, model.channels, name)
     sr = evaluators.model_predict(model, params)(pair.lr[None], pair.target.shape[:2])[0]

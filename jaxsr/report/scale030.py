@@ -43,8 +43,8 @@ def scale030_experiment(run: dict, out: pathlib.Path, *, image: str | None,
   chroma = imresize(lr_rgb, output_size=size)
 
   def model_output():
-    from jaxsr import evaluate
-    _, model, params, _ = evaluate.load_trained(str(run['workdir']), None, None)
+    from jaxsr.runs import load_trained
+    _, model, params, _ = load_trained(str(run['workdir']), None, None)
     pair = degradation.make_pair(hr, scale, model.channels, name)
     predict = evaluators.model_predict(model.clone(scale=scale), params)
     sr = predict(pair.lr[None], size)[0]
