@@ -1,25 +1,80 @@
 #!/usr/bin/env bash
-# Train on every worker of a Cloud TPU VM pod (one process per host).
+# Train on every worker of a Cloud TPU VM pod, one process per host.
 #
-#   launch/tpu_pod.sh TPU_NAME ZONE configs/eeds.py gs://BUCKET/workdirs/eeds [--config.x=y ...]
+#   launch/tpu_pod.sh --tpu=NAME --zone=ZONE --config=configs/eeds.py \
+#       --workdir=gs://BUCKET/workdirs/eeds --data_dir=gs://BUCKET/jaxsr_data [-- --config.x=y ...]
+#   launch/tpu_pod.sh ... --dry_run --num_workers=4     # print each worker's command, run nothing
 #
-# The workdir must be storage all hosts share (a gs:// bucket): Orbax writes
-# one checkpoint from all hosts together, process 0 writes the metrics. Each
-# host installs this checkout (copied with `gcloud ... scp` beforehand, or
-# cloned) and runs jaxsr.main with --multihost, so jax.distributed finds its
-# peers from the TPU metadata. The global batch is split across all chips.
+# Every host needs this checkout at ~/$JAXSR_REMOTE_DIR (default ~/jaxsr; copy
+# it with `gcloud compute tpus tpu-vm scp --worker=all` or clone it). Each host
+# installs it with the `tpu` extra (jax[tpu] and gcsfs, so `gs://` workdirs and
+# data work) and runs jaxsr.main with --multihost: jax.distributed finds its
+# peers from the TPU metadata. The workdir and the data must be storage that
+# all hosts share (a gs:// bucket): Orbax writes one checkpoint from all hosts
+# together and process 0 writes the metrics. --data_dir is required, so that no
+# host silently trains on the embedded photos; prepare the data there once
+# (README, "Scaling out").
 set -euo pipefail
-if [ $# -lt 4 ]; then
-  echo "usage: $0 TPU_NAME ZONE CONFIG WORKDIR [extra jaxsr.main flags]" >&2
+
+# Words joined into one shell command line, single-quoted where needed.
+shell_join() {
+  local out="" word
+  for word in "$@"; do
+    if [[ "$word" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+      out+=" $word"
+    else
+      out+=" '${word//\'/\'\\\'\'}'"
+    fi
+  done
+  printf '%s' "${out# }"
+}
+
+usage() {
+  sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
+}
+
+TPU="" ZONE="" CONFIG="" WORKDIR="" DATA_DIR="" DRY_RUN=0 NUM_WORKERS=""
+REMOTE_DIR=${JAXSR_REMOTE_DIR:-jaxsr}
+EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tpu=*) TPU=${1#*=} ;;
+    --zone=*) ZONE=${1#*=} ;;
+    --config=*) CONFIG=${1#*=} ;;
+    --workdir=*) WORKDIR=${1#*=} ;;
+    --data_dir=*) DATA_DIR=${1#*=} ;;
+    --num_workers=*) NUM_WORKERS=${1#*=} ;;
+    --dry_run) DRY_RUN=1 ;;
+    --help|-h) usage ;;
+    --) shift; EXTRA=("$@"); break ;;
+    *) echo "error: unknown argument $1 (flags for jaxsr.main go after --)" >&2; exit 2 ;;
+  esac
+  shift
+done
+for pair in "--tpu:$TPU" "--zone:$ZONE" "--config:$CONFIG" "--workdir:$WORKDIR" "--data_dir:$DATA_DIR"; do
+  if [ -z "${pair#*:}" ]; then
+    echo "error: ${pair%%:*} is required (see --help)" >&2
+    exit 2
+  fi
+done
+
+train=(python -m jaxsr.main "--config=$CONFIG" "--workdir=$WORKDIR" "--data_dir=$DATA_DIR" --multihost "${EXTRA[@]}")
+remote="set -e; cd ~/$REMOTE_DIR && pip install -q -e '.[tpu]' && $(shell_join "${train[@]}")"
+
+if [ "$DRY_RUN" = 1 ]; then
+  if [ -z "$NUM_WORKERS" ]; then
+    NUM_WORKERS=$(gcloud compute tpus tpu-vm describe "$TPU" --zone="$ZONE" \
+        --format='value(networkEndpoints.len())' 2>/dev/null || true)
+    if [ -z "$NUM_WORKERS" ]; then
+      echo "error: --dry_run could not ask gcloud for the worker count of $TPU: pass --num_workers=N" >&2
+      exit 2
+    fi
+  fi
+  for ((i = 0; i < NUM_WORKERS; i++)); do
+    printf 'worker %d: %s\n' "$i" "$(shell_join gcloud compute tpus tpu-vm ssh "$TPU" \
+        "--zone=$ZONE" "--worker=$i" "--command=$remote")"
+  done
+  exit 0
 fi
-TPU_NAME=$1 ZONE=$2 CONFIG=$3 WORKDIR=$4
-shift 4
-REPO_DIR=${JAXSR_REMOTE_DIR:-jaxsr}
-EXTRA=$(printf ' %q' "$@")
-gcloud compute tpus tpu-vm ssh "$TPU_NAME" --zone="$ZONE" --worker=all --command="
-  set -e
-  cd ~/$REPO_DIR
-  pip install -q -e . 'jax[tpu]' 
-  python -m jaxsr.main --config=$CONFIG --workdir=$WORKDIR --multihost $EXTRA
-"
+exec gcloud compute tpus tpu-vm ssh "$TPU" --zone="$ZONE" --worker=all --command="$remote"

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Train on a multi-node GPU cluster under Slurm, one process per node.
+#
+#   launch/slurm.sh --nodes=2 --gpus_per_node=8 --config=configs/eeds.py \
+#       --workdir=/shared/workdirs/eeds --data_dir=/shared/jaxsr_data [--partition=P --time=24:00:00] [-- --config.x=y ...]
+#   launch/slurm.sh ... --dry_run      # print the batch script and each node's command, submit nothing
+#
+# Submits a batch job (sbatch) whose one srun step starts jaxsr.main with
+# --multihost on every node: jax.distributed reads the coordinator, the process
+# count and this process's index from Slurm's environment. Each process drives
+# its node's GPUs; the global batch is split over all of them. The workdir and
+# the data must be on storage every node sees (a shared filesystem or gs://).
+# Slurm sends SIGTERM two minutes before a preemption or the time limit
+# (--signal), jaxsr saves a checkpoint on all hosts, and the requeued job
+# resumes from the workdir.
+set -euo pipefail
+
+# Words joined into one shell command line, single-quoted where needed.
+shell_join() {
+  local out="" word
+  for word in "$@"; do
+    if [[ "$word" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+      out+=" $word"
+    else
+      out+=" '${word//\'/\'\\\'\'}'"
+    fi
+  done
+  printf '%s' "${out# }"
+}
+
+usage() {
+  sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+NODES="" GPUS="" CONFIG="" WORKDIR="" DATA_DIR="" PARTITION="" TIME="" DRY_RUN=0
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --nodes=*) NODES=${1#*=} ;;
+    --gpus_per_node=*) GPUS=${1#*=} ;;
+    --config=*) CONFIG=${1#*=} ;;
+    --workdir=*) WORKDIR=${1#*=} ;;
+    --data_dir=*) DATA_DIR=${1#*=} ;;
+    --partition=*) PARTITION=${1#*=} ;;
+    --time=*) TIME=${1#*=} ;;
+    --dry_run) DRY_RUN=1 ;;
+    --help|-h) usage ;;
+    --) shift; EXTRA=("$@"); break ;;
+    *) echo "error: unknown argument $1 (flags for jaxsr.main go after --)" >&2; exit 2 ;;
+  esac
+  shift
+done
+for pair in "--nodes:$NODES" "--gpus_per_node:$GPUS" "--config:$CONFIG" "--workdir:$WORKDIR" "--data_dir:$DATA_DIR"; do
+  if [ -z "${pair#*:}" ]; then
+    echo "error: ${pair%%:*} is required (see --help)" >&2
+    exit 2
+  fi
+done
+for pair in "--nodes:$NODES" "--gpus_per_node:$GPUS"; do
+  if ! [[ "${pair#*:}" =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: ${pair%%:*}=${pair#*:}: expected a positive whole number" >&2
+    exit 2
+  fi
+done
+
+train=(python -m jaxsr.main "--config=$CONFIG" "--workdir=$WORKDIR" "--data_dir=$DATA_DIR" --multihost "${EXTRA[@]}")
+script="#!/usr/bin/env bash
+#SBATCH --job-name=jaxsr
+#SBATCH --nodes=$NODES
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=$GPUS
+#SBATCH --signal=TERM@120
+#SBATCH --requeue
+${PARTITION:+#SBATCH --partition=$PARTITION
+}${TIME:+#SBATCH --time=$TIME
+}set -euo pipefail
+cd $(shell_join "$REPO")
+srun --kill-on-bad-exit=1 $(shell_join "${train[@]}")"
+
+if [ "$DRY_RUN" = 1 ]; then
+  printf '%s\n' "$script"
+  for ((i = 0; i < NODES; i++)); do
+    printf 'node %d: SLURM_PROCID=%d SLURM_NTASKS=%d %s\n' "$i" "$i" "$NODES" "$(shell_join "${train[@]}")"
+  done
+  exit 0
+fi
+printf '%s\n' "$script" | sbatch

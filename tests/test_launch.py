@@ -1,0 +1,66 @@
+"""launch/tpu_pod.sh and launch/slurm.sh: --dry_run prints each worker's exact command."""
+
+import shlex
+import subprocess
+
+import pytest
+
+from conftest import REPO_ROOT
+
+COMMON = ['--config=configs/eeds.py', '--workdir=gs://b/runs/eeds', '--data_dir=gs://b/data']
+
+
+def _run(script, *args):
+  return subprocess.run(['bash', str(REPO_ROOT / 'launch' / script), *args],
+                        capture_output=True, text=True, timeout=60)
+
+
+def _train_args(command: str) -> list[str]:
+  words = shlex.split(command)
+  return words[words.index('jaxsr.main') - 2:]
+
+
+def test_tpu_pod_dry_run_prints_every_worker():
+  result = _run('tpu_pod.sh', '--tpu=pod', '--zone=us-central2-b', *COMMON, '--dry_run',
+                '--num_workers=4', '--', '--config.train.steps=10')
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.splitlines()
+  assert [line.split(':')[0] for line in lines] == [f'worker {i}' for i in range(4)]
+  for i, line in enumerate(lines):
+    words = shlex.split(line.split(': ', 1)[1])
+    assert words[:6] == ['gcloud', 'compute', 'tpus', 'tpu-vm', 'ssh', 'pod']
+    assert f'--worker={i}' in words
+    remote = next(w for w in words if w.startswith('--command='))[len('--command='):]
+    assert "pip install -q -e '.[tpu]'" in remote
+    assert _train_args(remote) == ['python', '-m', 'jaxsr.main', *COMMON, '--multihost',
+                                   '--config.train.steps=10']
+
+
+@pytest.mark.parametrize('script,extra', [
+    ('tpu_pod.sh', ['--tpu=pod', '--zone=z', '--num_workers=2']),
+    ('slurm.sh', ['--nodes=2', '--gpus_per_node=8'])])
+def test_launchers_require_a_data_dir(script, extra):
+  result = _run(script, *extra, *COMMON[:2], '--dry_run')
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines() == ['error: --data_dir is required (see --help)']
+
+
+def test_slurm_dry_run_prints_the_batch_script_and_every_node():
+  result = _run('slurm.sh', '--nodes=3', '--gpus_per_node=8', '--partition=gpu', *COMMON,
+                '--dry_run')
+  assert result.returncode == 0, result.stderr
+  out = result.stdout
+  for line in ('#SBATCH --nodes=3', '#SBATCH --ntasks-per-node=1', '#SBATCH --gpus-per-node=8',
+               '#SBATCH --partition=gpu', '#SBATCH --signal=TERM@120', '#SBATCH --requeue'):
+    assert line in out.splitlines()
+  srun = next(line for line in out.splitlines() if line.startswith('srun '))
+  assert _train_args(srun) == ['python', '-m', 'jaxsr.main', *COMMON, '--multihost']
+  nodes = [line for line in out.splitlines() if line.startswith('node ')]
+  assert len(nodes) == 3
+  assert nodes[2].startswith('node 2: SLURM_PROCID=2 SLURM_NTASKS=3 python -m jaxsr.main')
+
+
+def test_slurm_rejects_a_bad_node_count():
+  result = _run('slurm.sh', '--nodes=two', '--gpus_per_node=8', *COMMON, '--dry_run')
+  assert result.returncode == 2
+  assert 'error: --nodes=two: expected a positive whole number' in result.stderr
