@@ -9,7 +9,7 @@ bytes) and the SR image (4 × size² × 3 bytes: 768 MB at 8000², the PNG
 encoder takes the whole image), so the table reports the working memory:
 peak RSS − RSS before upscaling − SR bytes. It grows with the tile size and
 stays flat as the image grows (the 4000² and 8000² rows at one tile size).
-The first run is the whole command path (`upscale.upscale_file`: read the
+The first run is the whole command path (`upscaling.upscale_file`: read the
 PNG, upscale, write the PNG); the others upscale an image held in memory.
 Writing a 16000² PNG with Pillow needs the SR array and Pillow's 4-byte-a-
 pixel copy of it (~1.7 GB together), whatever the tiling.
@@ -77,12 +77,12 @@ def worker(size: int, tile_size: int, overlap: int, with_io: bool) -> dict:
   from jaxsr import image_io
   from jaxsr import models
   from jaxsr.inference import tiling
-  from jaxsr import upscale
+  from jaxsr.inference import upscaling
 
   model = models.get_model('espcn', scale=2, channels=1)
   params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
   upscaler = tiling.Upscaler(model, params, tile_size=tile_size, overlap=overlap)
-  prepare, finish = upscale.colour_pipeline(3, 1)
+  prepare, finish = upscaling.colour_pipeline(3, 1)
   # Warm-up: compiles the one tile shape an image larger than a tile needs.
   upscaler.upscale(synthetic_image(tile_size), prepare=prepare, finish=finish)
   row = {'size': size, 'tile_size': tile_size, 'overlap': overlap,
@@ -96,7 +96,7 @@ def worker(size: int, tile_size: int, overlap: int, with_io: bool) -> dict:
     del image
     row['rss_before_mb'] = _rss_mb()
     start = time.perf_counter()
-    shape = upscale.upscale_file(source, dest, upscaler)
+    shape = upscaling.upscale_file(source, dest, upscaler)
     row['seconds'] = time.perf_counter() - start
     row['output_png_mb'] = dest.stat().st_size / MB
     for p in (source, dest):

@@ -14,11 +14,14 @@ from PIL import Image
 
 from jaxsr import checkpointing
 from jaxsr.protocol import color
-from jaxsr import config_base
+from configs import common
+from jaxsr import image_io
 from jaxsr import models
 from jaxsr import pretrained
-from jaxsr.inference import tiling
 from jaxsr import upscale
+from jaxsr.inference import tiling
+from jaxsr.inference import upscaling
+from jaxsr.pretrained import __main__ as pretrained_cli
 from jaxsr.protocol.imresize import imresize
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -123,7 +126,7 @@ def test_shapes_are_bucketed_and_odd_sizes_work():
 def trained_run(tmp_path_factory):
   """A workdir like training writes: config.json and a checkpoint of random ees."""
   workdir = tmp_path_factory.mktemp('run')
-  (workdir / 'config.json').write_text(config_base.base_config('ees').to_json())
+  (workdir / 'config.json').write_text(common.base_config('ees').to_json())
   (workdir / 'metrics.jsonl').write_text(json.dumps(
       {'step': 7, 'train/loss': 0.1, 'train/elapsed_s': 1.5}) + '\n')
   params = _init(models.get_model('ees', scale=2))
@@ -137,7 +140,7 @@ def trained_run(tmp_path_factory):
 def shipped(trained_run, tmp_path_factory):
   """The run exported as the default model `eeds` x2 into a folder."""
   folder = tmp_path_factory.mktemp('pretrained')
-  assert pretrained.main(['export', f'--workdir={trained_run[0]}', '--name=eeds',
+  assert pretrained_cli.main(['export', f'--workdir={trained_run[0]}', '--name=eeds',
                           f'--out_dir={folder}']) == 0
   return folder
 
@@ -230,7 +233,7 @@ def test_every_colour_mode_is_bicubic_with_bicubic_model(channels, tmp_path):
   assert sorted(p.stem for p in out.iterdir()) == sorted(expected)
   for stem, shape in expected.items():
     source = next((tmp_path / 'in').glob(stem + '.*'))
-    lr = upscale.read_image_with_alpha(source)
+    lr = upscaling.read_image_with_alpha(source)
     with Image.open(out / f'{stem}.png') as img:
       sr = np.asarray(img).reshape(shape)
     reference = np.clip(imresize(lr / 255.0, 2) * 255, 0, 255)
@@ -243,7 +246,7 @@ def test_y_model_keeps_bicubic_chroma():
   params = jax.tree.map(lambda p: 0.3 * p, _init(model))
   upscaler = tiling.Upscaler(model, params)
   rgb = _rgb(20, 24) // 2 + 64
-  prepare, finish = upscale.colour_pipeline(3, 1)
+  prepare, finish = upscaling.colour_pipeline(3, 1)
   sr = upscaler.upscale(rgb, prepare=prepare, finish=finish)
   assert sr.shape == (40, 48, 3) and sr.dtype == np.uint8
   ycbcr = color.rgb_to_ycbcr(sr / 255.0)
@@ -254,7 +257,7 @@ def test_y_model_keeps_bicubic_chroma():
 
 def test_gray_is_its_own_y():
   gray = _rgb(5, 7)[..., :1]
-  prepare, finish = upscale.colour_pipeline(1, 1)
+  prepare, finish = upscaling.colour_pipeline(1, 1)
   np.testing.assert_allclose(prepare(gray), gray / 255.0, atol=1e-7)
   np.testing.assert_array_equal(finish(gray / 255.0), gray)
 
@@ -279,13 +282,13 @@ def test_bad_inputs_fail_alone_with_one_line_each(tmp_path, monkeypatch, capsys)
   (src / 'truncated.png').write_bytes(data[:len(data) // 2])
   Image.fromarray(_rgb(10, 12)).save(src / 'unreadable.png')
   if os.geteuid() == 0:  # root reads anything: fake the permission error.
-    real_open = upscale.image_io.Image.open
+    real_open = image_io.Image.open
 
     def open_denied(path, *args, **kwargs):
       if pathlib.Path(path).name == 'unreadable.png':
         raise PermissionError(13, 'Permission denied', str(path))
       return real_open(path, *args, **kwargs)
-    monkeypatch.setattr(upscale.image_io.Image, 'open', open_denied)
+    monkeypatch.setattr(image_io.Image, 'open', open_denied)
   else:
     (src / 'unreadable.png').chmod(0)
   out = tmp_path / 'out'

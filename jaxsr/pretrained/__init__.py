@@ -1,32 +1,42 @@
-r"""Pretrained weights that ship in the package, and the tool that exports them.
-
-  python -m jaxsr.pretrained export --workdir=workdirs/eeds_x2 --scores=eeds_x2.json
-  python -m jaxsr.pretrained export --checkpoint=ckpt/ --model=eeds --scale=3
-  python -m jaxsr.pretrained list
+r"""Pretrained weights that ship in the package, and exporting new ones.
 
 Each model is two files in this folder: `<name>_x<scale>.msgpack`, its
 variables (`flax.serialization.to_bytes`), and `<name>_x<scale>.json`: the
-registered model, scale, channels and model kwargs that rebuild it, the run it
-comes from and its scores (e.g. `jaxsr.evaluate --json_out`). The JSON is
-written last, so `available()` never lists a half-exported model.
+registered model, scale, channels and model kwargs that rebuild it, the
+sha256 of the .msgpack, the run it comes from and its scores (e.g.
+`jaxsr.evaluate --json_out`). The JSON is written last, so `available()`
+never lists a half-exported model. Loading checks the sha256: a damaged
+weights file would otherwise give plausible but wrong images. A record
+without a checksum (exported before they were added) still loads, with an
+`UnverifiedWeightsWarning`.
 $JAXSR_PRETRAINED_DIR, when set, replaces this folder for reading.
+The command line (`python -m jaxsr.pretrained list|export`) is in __main__.py.
 """
 
 from __future__ import annotations
 
-import argparse
+import hashlib
 import importlib.resources
 import json
 import os
 import pathlib
-import sys
+import warnings
 from typing import Any
 
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parent
+_REQUIRED_KEYS = ('name', 'model', 'scale', 'channels', 'kwargs')
 
 
 class PretrainedNotFoundError(FileNotFoundError):
   """No shipped weights for the requested model and scale."""
+
+
+class PretrainedFileError(ValueError):
+  """A weights file or its JSON record that cannot be used; names the file."""
+
+
+class UnverifiedWeightsWarning(UserWarning):
+  """Weights whose record has no checksum to verify them against."""
 
 
 def file_stem(name: str, scale: float) -> str:
@@ -34,7 +44,7 @@ def file_stem(name: str, scale: float) -> str:
   return f'{name}_x{float(scale):g}'
 
 
-def _folder(directory: str | os.PathLike | None):
+def folder(directory: str | os.PathLike | None):
   """`directory`, else $JAXSR_PRETRAINED_DIR, else this package's files."""
   directory = directory or os.environ.get('JAXSR_PRETRAINED_DIR')
   if not directory:
@@ -42,22 +52,44 @@ def _folder(directory: str | os.PathLike | None):
   return pathlib.Path(directory)
 
 
+def _entry(directory, stem: str, suffix: str):
+  return folder(directory).joinpath(stem + suffix)
+
+
+def read_record(entry) -> dict[str, Any]:
+  """The JSON record at `entry` (a path or package resource), checked."""
+  try:
+    meta = json.loads(entry.read_text())
+  except json.JSONDecodeError as e:
+    raise PretrainedFileError(f'{entry}: not valid JSON ({e.msg} at line {e.lineno}, '
+                              f'column {e.colno}); export the model again') from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise PretrainedFileError(f'{entry}: cannot read it ({e})') from None
+  missing = [k for k in _REQUIRED_KEYS if not isinstance(meta, dict) or k not in meta]
+  if missing:
+    raise PretrainedFileError(f'{entry}: not a jaxsr.pretrained record (no '
+                              f'{", ".join(missing)})')
+  return meta
+
+
 def _read_meta(directory, name: str, scale: float) -> dict[str, Any] | None:
-  entry = _folder(directory).joinpath(file_stem(name, scale) + '.json')
-  return json.loads(entry.read_text()) if entry.is_file() else None
+  entry = _entry(directory, file_stem(name, scale), '.json')
+  return read_record(entry) if entry.is_file() else None
+
+
+def records(directory: str | os.PathLike | None = None) -> list:
+  """The JSON records of a folder (path-like entries), sorted by name."""
+  found = folder(directory)
+  if not found.is_dir():
+    return []
+  return sorted((e for e in found.iterdir() if e.name.endswith('.json')),
+                key=lambda e: e.name)
 
 
 def available(directory: str | os.PathLike | None = None) -> list[tuple[str, float]]:
   """(name, scale) of every exported model, sorted."""
-  folder = _folder(directory)
-  if not folder.is_dir():
-    return []
-  found = []
-  for entry in folder.iterdir():
-    if entry.name.endswith('.json'):
-      meta = json.loads(entry.read_text())
-      found.append((meta['name'], float(meta['scale'])))
-  return sorted(found)
+  return sorted((meta['name'], float(meta['scale']))
+                for meta in map(read_record, records(directory)))
 
 
 def describe_available(directory: str | os.PathLike | None = None) -> str:
@@ -65,12 +97,48 @@ def describe_available(directory: str | os.PathLike | None = None) -> str:
   return ', '.join(f'{n} x{s:g}' for n, s in available(directory)) or 'none'
 
 
+def sha256(data: bytes) -> str:
+  return hashlib.sha256(data).hexdigest()
+
+
+def weights_file(directory, record):
+  """The .msgpack beside a JSON record."""
+  return _entry(directory, record.name.removesuffix('.json'), '.msgpack')
+
+
+def weights_status(directory, record, meta: dict[str, Any]) -> str:
+  """'ok', 'damaged', 'missing' or 'unverified' for the weights of a record."""
+  blob = weights_file(directory, record)
+  if not blob.is_file():
+    return 'missing'
+  if 'sha256' not in meta:
+    return 'unverified'
+  return 'ok' if sha256(blob.read_bytes()) == meta['sha256'] else 'damaged'
+
+
+def _verified_bytes(blob, meta: dict[str, Any], record) -> bytes:
+  """The bytes of `blob`, checked against the record's sha256."""
+  try:
+    data = blob.read_bytes()
+  except FileNotFoundError:
+    raise PretrainedNotFoundError(f'{blob} is missing (its .json exists)') from None
+  if 'sha256' not in meta:
+    warnings.warn(f'{record}: no sha256 checksum, so the weights in {blob.name} are '
+                  'not verified (export them again to add one)', UnverifiedWeightsWarning)
+  elif sha256(data) != meta['sha256']:
+    raise PretrainedFileError(
+        f'{blob}: damaged weights file (its sha256 does not match the one in '
+        f'{record.name}); reinstall jaxsr or export the weights again')
+  return data
+
+
 def load(name: str = 'eeds', scale: float = 2,
          directory: str | os.PathLike | None = None):
   """(model, variables) of shipped weights `<name>_x<scale>`.
 
   Raises PretrainedNotFoundError naming the available ones when missing, and
-  ValueError when the weights do not fit the model their JSON describes.
+  PretrainedFileError when the weights are damaged or do not fit the model
+  their JSON describes.
   """
   import flax.serialization
   import jax
@@ -87,18 +155,17 @@ def load(name: str = 'eeds', scale: float = 2,
         f'trained run: --workdir=RUN (see README, Training)')
   model = models.from_config({'name': meta['model'], 'scale': float(meta['scale']),
                               'channels': int(meta['channels']), 'kwargs': meta['kwargs']})
-  blob = _folder(directory).joinpath(file_stem(name, scale) + '.msgpack')
+  blob = _entry(directory, file_stem(name, scale), '.msgpack')
+  data = _verified_bytes(blob, meta, _entry(directory, file_stem(name, scale), '.json'))
   try:
-    variables = flax.serialization.msgpack_restore(blob.read_bytes())
-  except FileNotFoundError:
-    raise PretrainedNotFoundError(f'{blob} is missing (its .json exists)') from None
+    variables = flax.serialization.msgpack_restore(data)
   except Exception as e:  # msgpack raises several unrelated types.
-    raise ValueError(f'{blob} is not a valid weights file: {e}') from None
+    raise PretrainedFileError(f'{blob} is not a valid weights file: {e}') from None
   expected = jax.tree.map(lambda a: (a.shape, a.dtype), models.abstract_variables(model))
   got = jax.tree.map(lambda a: (a.shape, a.dtype), variables)
   if expected != got:
-    raise ValueError(f'{blob} does not hold the weights of {meta["model"]} '
-                     f'with kwargs {meta["kwargs"]}')
+    raise PretrainedFileError(f'{blob} does not hold the weights of {meta["model"]} '
+                              f'with kwargs {meta["kwargs"]}')
   return model, jax.tree.map(jnp.asarray, variables)
 
 
@@ -126,6 +193,7 @@ def export(source: str | os.PathLike, name: str | None = None,
     scores: stored as is, e.g. `{"Set5": {"x2": {"psnr_y": ...}}}`.
   """
   import flax.serialization
+  import jax
   from jaxsr import runs
 
   source = pathlib.Path(source)
@@ -139,12 +207,15 @@ def export(source: str | os.PathLike, name: str | None = None,
   if scale is not None and float(scale) != float(sr_model.scale):
     raise ValueError(f'{source} holds a x{sr_model.scale:g} model, not x{scale:g}')
   name = name or model_name
+  blob = flax.serialization.to_bytes(params)
   meta = {
       'name': name,
       'model': model_name,
       'scale': float(sr_model.scale),
       'channels': int(sr_model.channels),
       'kwargs': cfg.get('model', {}).get('kwargs', {}),
+      'sha256': sha256(blob),
+      'parameters': sum(int(p.size) for p in jax.tree.leaves(params)),
       'source': str(source),
       'training': _training_summary(source, cfg) if is_workdir else {},
       'scores': scores or {},
@@ -152,7 +223,7 @@ def export(source: str | os.PathLike, name: str | None = None,
   out = pathlib.Path(out_dir) if out_dir is not None else PACKAGE_DIR
   out.mkdir(parents=True, exist_ok=True)
   stem = out / file_stem(name, sr_model.scale)
-  _write_atomic(stem.with_suffix('.msgpack'), flax.serialization.to_bytes(params))
+  _write_atomic(stem.with_suffix('.msgpack'), blob)
   _write_atomic(stem.with_suffix('.json'),
                 (json.dumps(meta, indent=2) + '\n').encode())
   return stem.with_suffix('.json')
@@ -166,45 +237,3 @@ def _training_summary(workdir: pathlib.Path, cfg: dict[str, Any]) -> dict[str, A
   out['last_step'], out['train_time_s'] = metric_writers.training_summary(
       metric_writers.read_metrics(workdir))
   return out
-
-
-def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog='python -m jaxsr.pretrained',
-                                   description=__doc__.split('\n\n')[0])
-  commands = parser.add_subparsers(dest='command', required=True)
-  exp = commands.add_parser('export', help='export a trained run')
-  exp.add_argument('--workdir', help='training workdir')
-  exp.add_argument('--checkpoint', help='checkpoint folder (with --model, --scale)')
-  exp.add_argument('--name', help='shipped name (default: the model name)')
-  exp.add_argument('--model', help='registered model name (with --checkpoint)')
-  exp.add_argument('--scale', type=float, help='scale (with --checkpoint)')
-  exp.add_argument('--channels', type=int, help='1 (Y) or 3 (RGB), with --checkpoint')
-  exp.add_argument('--scores', help='JSON of scores to store (jaxsr.evaluate --json_out)')
-  exp.add_argument('--out_dir', help='default: the package folder')
-  lst = commands.add_parser('list', help='list the shipped models')
-  lst.add_argument('--dir', help='default: the package folder')
-  args = parser.parse_args(argv)
-  try:
-    if args.command == 'list':
-      if not available(args.dir):
-        print(f'no pretrained weights in {_folder(args.dir)}')
-      for name, scale in available(args.dir):
-        meta = _read_meta(args.dir, name, scale)
-        print(f'{file_stem(name, scale)}: {meta["model"]} x{scale:g}, '
-              f'channels={meta["channels"]}, from {meta["source"]}')
-      return 0
-    if bool(args.workdir) == bool(args.checkpoint):
-      parser.error('give exactly one of --workdir and --checkpoint')
-    scores = json.loads(pathlib.Path(args.scores).read_text()) if args.scores else None
-    path = export(args.workdir or args.checkpoint, args.name, args.scale,
-                  args.out_dir, model=args.model, channels=args.channels,
-                  scores=scores)
-  except (ValueError, OSError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
-  print(f'wrote {path} and {path.with_suffix(".msgpack").name}')
-  return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())
