@@ -4,18 +4,18 @@ r"""Bicubic interpolation: no parameters, so "training" only evaluates.
   python -m jaxsr.evaluate --model=bicubic --sets=set5,set14,b100 --scales=2,3,4
 """
 
-from jaxsr import config_base
+from configs import common
 
 
 def get_config(arg=None):
-  a = config_base.parse_arg(arg, scale=2, runlocal=False)
-  c = config_base.base_config('bicubic', scale=a.scale)
+  a = common.parse_arg(arg, scale=2, runlocal=False)
+  c = common.base_config('bicubic', scale=a.scale)
   c.train.steps = 0
   if a.runlocal:
-    config_base.runlocal(c)
+    common.runlocal(c, on_bicubic=True)
     c.train.steps = 0
   return c
 
 
 def get_sweep():
-  return config_base.sweep('model.scale', [2.0, 3.0, 4.0])
+  return common.grid(scale=[2, 3, 4])

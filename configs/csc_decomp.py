@@ -9,12 +9,12 @@ vertical gradient weights of the closed-form FFT solve) are model fields:
 --config.model.kwargs.phi_h=... Training is ours: Adam 1e-3, cosine, 291 set.
 """
 
-from jaxsr import config_base
+from configs import common
 
 
 def get_config(arg=None):
-  a = config_base.parse_arg(arg, scale=2, runlocal=False)
-  c = config_base.base_config('csc_decomp', scale=a.scale)
+  a = common.parse_arg(arg, scale=2, runlocal=False)
+  c = common.base_config('csc_decomp', scale=a.scale)
   c.data.hr_patch_size = 41
   c.train.steps = 100_000
   c.optim.lr = 1e-3
@@ -22,9 +22,9 @@ def get_config(arg=None):
   c.optim.grad_clip_norm = 1.0
   c.checkpoint.every = c.eval.every = 5000
   if a.runlocal:
-    config_base.runlocal(c)
+    common.runlocal(c, on_bicubic=True)
   return c
 
 
 def get_sweep():
-  return config_base.sweep('model.scale', [2.0, 3.0, 4.0])
+  return common.grid(scale=[2, 3, 4])

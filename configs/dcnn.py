@@ -11,24 +11,23 @@ Training as configs/eeds.py (high lr, SGD, global-norm clipping), 41×41
 bicubic-space patches.
 """
 
-from jaxsr import config_base
+from configs import common
 
 STEPS_PER_EPOCH = 280  # 18,077 41×41 patches of the 291 set / 64
 
 
 def get_config(arg=None):
-  a = config_base.parse_arg(arg, variant='dcnn', scale=2, runlocal=False)
-  c = config_base.base_config(a.variant, scale=a.scale)
+  a = common.parse_arg(arg, variant='dcnn', scale=2, runlocal=False)
+  c = common.base_config(a.variant, scale=a.scale)
   c.data.hr_patch_size = 41
   c.train.batch_size = 64
-  config_base.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=60)
+  common.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=60)
   c.optim.grad_clip_norm = 0.1
   c.checkpoint.every = c.eval.every = 2000
   if a.runlocal:
-    config_base.runlocal(c)
+    common.runlocal(c, on_bicubic=True)
   return c
 
 
 def get_sweep():
-  return config_base.product(config_base.sweep('model.name', ['dcnn', 'dscnn']),
-                             config_base.sweep('model.scale', [2.0, 3.0, 4.0]))
+  return common.grid(variant=['dcnn', 'dscnn'], scale=[2, 3, 4])

@@ -9,13 +9,13 @@ Paper: DIV2K (use --config.data.train=div2k), RGB, LR 48×48 patches, batch
 steps for the baseline. Defaults to the 291 set so it runs on the data here.
 """
 
-from jaxsr import config_base
+from configs import common
 
 
 def get_config(arg=None):
-  a = config_base.parse_arg(arg, variant='baseline', scale=2, runlocal=False)
-  name = {'baseline': 'edsr_baseline', 'edsr': 'edsr'}[a.variant]
-  c = config_base.base_config(name, scale=a.scale, channels=3)
+  a = common.parse_arg(arg, variant='baseline', scale=2, runlocal=False)
+  name = common.pick('variant', a.variant, {'baseline': 'edsr_baseline', 'edsr': 'edsr'})
+  c = common.base_config(name, scale=a.scale, channels=3)
   c.data.patch_size = 48
   c.train.batch_size = 16
   c.train.loss = 'l1'
@@ -26,10 +26,9 @@ def get_config(arg=None):
   c.optim.schedule.factor = 0.5
   c.checkpoint.every = c.eval.every = 10_000
   if a.runlocal:
-    config_base.runlocal(c, batch_size=8, patch_size=16)
+    common.runlocal(c, on_bicubic=False, batch_size=8, patch_size=16)
   return c
 
 
 def get_sweep():
-  return config_base.product(config_base.sweep('model.name', ['edsr_baseline']),
-                             config_base.sweep('model.scale', [2.0, 3.0, 4.0]))
+  return common.grid(variant=['baseline'], scale=[2, 3, 4])

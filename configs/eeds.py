@@ -19,32 +19,29 @@ decay 1e-4, batch 64, LR patches of 20×20. Change any of them with
 --config.optim.* overrides.
 """
 
-from jaxsr import config_base
+from configs import common
 
 # One epoch = the 22,009 LR 20×20 patches of the 291 set at ×2 over batch 64.
 STEPS_PER_EPOCH = 344
 
 
 def get_config(arg=None):
-  a = config_base.parse_arg(arg, variant='eeds', scale=2, upsampling='deconv',
-                            runlocal=False)
-  c = config_base.base_config(a.variant, scale=a.scale)
+  a = common.parse_arg(arg, variant='eeds', scale=2, upsampling='deconv',
+                       runlocal=False)
+  c = common.base_config(a.variant, scale=a.scale)
   c.model.kwargs.upsampling = a.upsampling
   c.data.patch_size = 20
   c.train.batch_size = 64
-  config_base.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=60)
+  common.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=60)
   c.optim.grad_clip_norm = 0.1
   c.checkpoint.every = 2000
   c.eval.every = 2000
   if a.runlocal:
-    config_base.runlocal(c)
+    common.runlocal(c, on_bicubic=False)
   return c
 
 
 def get_sweep():
   """The paper's ablations: EED vs EES vs EEDS, deconv vs unpooling, scales."""
-  return config_base.chain(
-      config_base.product(config_base.sweep('model.name', ['eed', 'ees', 'eeds']),
-                          config_base.sweep('model.scale', [2.0, 3.0, 4.0])),
-      config_base.product(config_base.sweep('model.name', ['eeds']),
-                          config_base.sweep('model.kwargs.upsampling', ['unpool'])))
+  return (common.grid(variant=['eed', 'ees', 'eeds'], scale=[2, 3, 4])
+          + common.grid(variant=['eeds'], upsampling=['unpool']))

@@ -8,21 +8,21 @@ the loss plateaus; 91 images (ImageNet for the final models). We use Adam at
 1e-3 with cosine decay on the 291 set, batch 64.
 """
 
-from jaxsr import config_base
+from configs import common
 
 
 def get_config(arg=None):
-  a = config_base.parse_arg(arg, scale=3, runlocal=False)
-  c = config_base.base_config('espcn', scale=a.scale)
+  a = common.parse_arg(arg, scale=3, runlocal=False)
+  c = common.base_config('espcn', scale=a.scale)
   c.data.patch_size = 17
   c.train.steps = 100_000
   c.optim.lr = 1e-3
   c.optim.schedule.name = 'cosine'
   c.checkpoint.every = c.eval.every = 5000
   if a.runlocal:
-    config_base.runlocal(c)
+    common.runlocal(c, on_bicubic=False)
   return c
 
 
 def get_sweep():
-  return config_base.sweep('model.scale', [2.0, 3.0, 4.0])
+  return common.grid(scale=[2, 3, 4])

@@ -9,24 +9,24 @@ lr 1e-3 (1e-4 on the deconvolution), 91 images then General-100 fine-tuning.
 We use Adam at 1e-3 on the 291 set, batch 128.
 """
 
-from jaxsr import config_base
+from configs import common
 
 LR_PATCH = {2: 10, 3: 7, 4: 6}
 
 
 def get_config(arg=None):
-  a = config_base.parse_arg(arg, scale=2, runlocal=False)
-  c = config_base.base_config('fsrcnn', scale=a.scale)
-  c.data.patch_size = LR_PATCH[a.scale]
+  a = common.parse_arg(arg, scale=2, runlocal=False)
+  c = common.base_config('fsrcnn', scale=a.scale)
+  c.data.patch_size = common.pick('scale', a.scale, LR_PATCH)
   c.train.batch_size = 128
   c.train.steps = 200_000
   c.optim.lr = 1e-3
   c.optim.schedule.name = 'cosine'
   c.checkpoint.every = c.eval.every = 5000
   if a.runlocal:
-    config_base.runlocal(c)
+    common.runlocal(c, on_bicubic=False)
   return c
 
 
 def get_sweep():
-  return config_base.sweep('model.scale', [2.0, 3.0, 4.0])
+  return common.grid(scale=[2, 3, 4])

@@ -9,13 +9,13 @@ the last layer) for ~1.5e7 back-propagations. Plain SGD at 1e-4 needs days;
 we use Adam at 1e-4 (as most reimplementations do) on the 291 set, batch 128.
 """
 
-from jaxsr import config_base
+from configs import common
 
 
 def get_config(arg=None):
-  a = config_base.parse_arg(arg, variant='915', scale=2, runlocal=False)
-  name = {'915': 'srcnn', '955': 'srcnn_955'}[a.variant]
-  c = config_base.base_config(name, scale=a.scale)
+  a = common.parse_arg(arg, variant='915', scale=2, runlocal=False)
+  name = common.pick('variant', a.variant, {'915': 'srcnn', '955': 'srcnn_955'})
+  c = common.base_config(name, scale=a.scale)
   c.data.hr_patch_size = 33
   c.train.batch_size = 128
   c.train.steps = 200_000
@@ -23,10 +23,9 @@ def get_config(arg=None):
   c.optim.lr = 1e-4
   c.checkpoint.every = c.eval.every = 5000
   if a.runlocal:
-    config_base.runlocal(c)
+    common.runlocal(c, on_bicubic=True)
   return c
 
 
 def get_sweep():
-  return config_base.product(config_base.sweep('model.name', ['srcnn', 'srcnn_955']),
-                             config_base.sweep('model.scale', [2.0, 3.0, 4.0]))
+  return common.grid(variant=['915', '955'], scale=[2, 3, 4])

@@ -12,7 +12,7 @@ network trained on ×2, ×3 and ×4 together. Global-norm clipping is available
 too (`--config.optim.grad_clip_norm=0.4`).
 """
 
-from jaxsr import config_base
+from configs import common
 
 # One epoch = the 41×41 patch grid of the 291 set at the three scales (18,077
 # patches per scale, counted on the 291 set) over batch 64; augmentations are drawn per step.
@@ -20,20 +20,21 @@ STEPS_PER_EPOCH = 850
 
 
 def get_config(arg=None):
-  a = config_base.parse_arg(arg, scale=0, runlocal=False)
+  a = common.parse_arg(arg, scale=0, runlocal=False)
   scales = (a.scale,) if a.scale else (2, 3, 4)
-  c = config_base.base_config('vdsr', scale=scales[0])
+  c = common.base_config('vdsr', scale=scales[0])
   c.data.scales = scales
   c.data.hr_patch_size = 41
   c.train.batch_size = 64
-  config_base.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=80)
+  common.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=80)
   c.optim.grad_clip_theta = 0.01
   c.checkpoint.every = 5000
   c.eval.every = 5000
   if a.runlocal:
-    config_base.runlocal(c)
+    common.runlocal(c, on_bicubic=True)
   return c
 
 
 def get_sweep():
-  return config_base.sweep('data.scales', [(2,), (3,), (4,), (2, 3, 4)])
+  """One network per scale, and one for the three together (scale=0)."""
+  return common.grid(scale=[2, 3, 4, 0])

@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from jaxsr import config_base
+from jaxsr import config_checks
 from jaxsr import datasets
 from jaxsr.protocol import degradation
 
@@ -36,7 +36,7 @@ def lr_patch_size(scale: float, patch_size: int | None,
     return int(patch_size)
   if hr_patch_size:
     return max(1, int(round(hr_patch_size / scale)))
-  raise config_base.ConfigError('config.data: set patch_size (LR pixels) or hr_patch_size')
+  raise config_checks.ConfigError('config.data: set patch_size (LR pixels) or hr_patch_size')
 
 
 def load_training_images(names: Sequence[str], data_dir: str | None,
@@ -63,7 +63,7 @@ def degrade_all(images: Sequence[np.ndarray], scales: Sequence[float],
       hr = np.asarray(pair.target, np.float32) / 255.0
       pool.append(DegradedImage(lr=pair.lr, hr=hr))
     if not pool:
-      raise config_base.ConfigError(
+      raise config_checks.ConfigError(
           f'config.data.patch_size: no training image is large enough for LR '
           f'patches of {min_lr_side} pixels at x{s}')
     out[scale] = pool
@@ -89,7 +89,7 @@ class PatchSampler:
                global_batch_size: int, patch_sizes: dict[float, int], seed: int,
                augment: bool = True, process_index: int = 0, process_count: int = 1):
     if global_batch_size % process_count:
-      raise config_base.ConfigError(f'batch size {global_batch_size} is not divisible by the '
+      raise config_checks.ConfigError(f'batch size {global_batch_size} is not divisible by the '
                        f'{process_count} processes')
     self.pools = pools
     self.scales = sorted(pools)

@@ -36,7 +36,7 @@ def main(argv):
                                num_processes=_NUM_PROCESSES.value,
                                process_id=_PROCESS_ID.value)
   # After jax.distributed, which must precede any use of devices.
-  from jaxsr import config_base
+  from jaxsr import config_checks
   from jaxsr import datasets
   from jaxsr import image_io
   from jaxsr import train
@@ -49,7 +49,7 @@ def main(argv):
                jax.device_count(), jax.devices()[0].platform)
   try:
     metrics = train.train_and_evaluate(config, _WORKDIR.value)
-  except (config_base.ConfigError, datasets.DatasetError, image_io.ImageReadError,
+  except (config_checks.ConfigError, datasets.DatasetError, image_io.ImageReadError,
           train.NonFiniteError) as e:
     logging.error('%s', e)
     raise SystemExit(f'error: {e}') from None

@@ -64,9 +64,9 @@ def clip_by_value_over_lr(theta: float, schedule: optax.Schedule
 
 
 def _decay_mask(params: Any) -> Any:
-  """Weight decay on kernels only, not biases."""
+  """Weight decay on convolution kernels only: not on biases, nor on PReLU slopes."""
   return jax.tree_util.tree_map_with_path(
-      lambda path, _: getattr(path[-1], 'key', '') != 'bias', params)
+      lambda path, _: getattr(path[-1], 'key', '') == 'kernel', params)
 
 
 def build_optimizer(cfg: ml_collections.ConfigDict, total_steps: int

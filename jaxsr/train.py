@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from jaxsr import checkpointing
-from jaxsr import config_base
+from jaxsr import config_checks
 from jaxsr import datasets
 from jaxsr import evaluators
 from jaxsr import input_pipeline
@@ -131,7 +131,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   `devices` defaults to every device of every process (the data axis).
   """
   devices = devices or jax.devices()
-  config_base.validate(config, len(devices))
+  config_checks.validate(config, len(devices))
   workdir = epath.Path(workdir)
   is_chief = jax.process_index() == 0
   if is_chief:
@@ -145,7 +145,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   c = config
   model = models.get_model(c.model.name, scale=c.model.scale, channels=c.model.channels,
                            **c.model.kwargs.to_dict())
-  scales = config_base.train_scales(c)
+  scales = config_checks.train_scales(c)
   data_dir = c.data.data_dir or None
   patch_sizes = {s: input_pipeline.lr_patch_size(s, c.data.patch_size, c.data.hr_patch_size)
                  for s in scales}

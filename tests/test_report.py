@@ -1,6 +1,5 @@
-"""jaxsr.report on tiny runs of the real trainer, and launch/sweep.py."""
+"""jaxsr.report on tiny runs of the real trainer."""
 
-import importlib.util
 import json
 import math
 import pathlib
@@ -13,7 +12,7 @@ from PIL import Image
 import skimage.data
 
 from jaxsr.protocol import color
-from jaxsr import config_base
+from configs import common
 from jaxsr import runs as jaxsr_runs
 from jaxsr.runs import load_trained
 from jaxsr import metric_writers
@@ -28,7 +27,7 @@ SET = 'embedded_test'  # three 256×256 photos inside scikit-image: no data root
 
 
 def tiny_config(model, scale, steps, scales=(), **kwargs):
-  c = config_base.base_config(model, scale=scale)
+  c = common.base_config(model, scale=scale)
   c.model.kwargs.update(kwargs)
   c.data.train = 'embedded_train'
   c.data.max_train_images = 2
@@ -219,72 +218,6 @@ def test_scale030_on_set5_butterfly(runs, tmp_path, data_dir):
   assert result['image'] == 'butterfly'
   assert result['bicubic']['psnr_y'] == pytest.approx(
       independent_bicubic_psnr(hr, 0.30)[1], abs=1e-9)
-
-
-# --- launch/sweep.py ---
-
-def load_sweep_module():
-  spec = importlib.util.spec_from_file_location('sweep', REPO / 'launch' / 'sweep.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def test_sweep_print_writes_one_command_per_run(capsys):
-  sweep = load_sweep_module()
-  assert sweep.main(['--config=configs/eeds.py', '--workdir_root=/tmp/sw', '--print',
-                     '--', '--config.train.steps=5']) == 0
-  lines = capsys.readouterr().out.splitlines()
-  assert len(lines) == 10  # (eed, ees, eeds) × (2, 3, 4), then eeds with unpooling
-  names = [l.split('--workdir=/tmp/sw/')[1].split()[0] for l in lines]
-  assert len(set(names)) == 10
-  assert names[0] == 'name-eed_scale-2' and names[-1] == 'name-eeds_upsampling-unpool'
-  assert lines[0] == ('python -m jaxsr.main --config=configs/eeds.py '
-                      '--workdir=/tmp/sw/name-eed_scale-2 --config.model.name=eed '
-                      '--config.model.scale=2.0 --config.train.steps=5')
-  assert all(l.endswith(' --config.train.steps=5') for l in lines)
-  assert sweep.main(['--config=configs/vdsr.py:runlocal', '--workdir_root=w',
-                     '--print']) == 0
-  assert capsys.readouterr().out.splitlines()[-1] == (
-      "python -m jaxsr.main --config=configs/vdsr.py:runlocal --workdir=w/scales-2-3-4 "
-      "'--config.data.scales=(2,3,4)'")
-
-
-def test_sweep_runs_every_point_in_turn_and_reports_failures(monkeypatch, capsys):
-  sweep = load_sweep_module()
-  calls = []
-
-  def fake_run(cmd, **kwargs):
-    calls.append(cmd)
-    return sweep.subprocess.CompletedProcess(cmd, 1 if 'scales-3' in cmd[4] else 0)
-  monkeypatch.setattr(sweep.subprocess, 'run', fake_run)
-  assert sweep.main(['--config=configs/vdsr.py', '--workdir_root=w', '--',
-                     '--config.train.steps=1']) == 1
-  assert [c[4] for c in calls] == [f'--workdir={pathlib.Path("w", n)}' for n in
-                                   ('scales-2', 'scales-3', 'scales-4', 'scales-2-3-4')]
-  assert all(c[1:3] == ['-m', 'jaxsr.main'] and c[-1] == '--config.train.steps=1'
-             for c in calls)
-  captured = capsys.readouterr()
-  assert '[4/4] scales-2-3-4' in captured.out
-  assert "failed runs: ['scales-3']" in captured.err
-
-
-def test_sweep_only_keeps_points_whose_config_matches(capsys):
-  sweep = load_sweep_module()
-  assert sweep.main(['--config=configs/eeds.py:runlocal', '--workdir_root=w', '--print',
-                     '--only=model.scale=2']) == 0
-  names = [l.split('--workdir=w/')[1].split()[0] for l in capsys.readouterr().out.splitlines()]
-  # The unpooling point sets no scale: it keeps the config's ×2 and is kept.
-  assert names == ['name-eed_scale-2', 'name-ees_scale-2', 'name-eeds_scale-2',
-                   'name-eeds_upsampling-unpool']
-  assert sweep.main(['--config=configs/eeds.py', '--workdir_root=w', '--print',
-                     '--only=model.name=ees', '--only=model.scale=3']) == 0
-  assert capsys.readouterr().out.count('\n') == 1
-  for bad, message in [('model.scale', 'expected key=value'),
-                       ('model.sclae=2', 'no key model.sclae'),
-                       ('model.scale=5', 'matches no point')]:
-    with pytest.raises(SystemExit, match=message):
-      sweep.main(['--config=configs/eeds.py', '--workdir_root=w', '--print', f'--only={bad}'])
 
 
 def test_archive_refuses_to_replace_another_run_of_the_same_name(runs, tmp_path):

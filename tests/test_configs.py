@@ -1,0 +1,129 @@
+"""configs/: leaves (no jax, flax or jaxsr when loaded), their arguments and sweeps."""
+
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from configs import common
+from jaxsr import evaluators
+from jaxsr import models
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+CONFIGS = sorted(p for p in (REPO / 'configs').glob('*.py')
+                 if p.stem not in ('__init__', 'common'))
+
+# Loads every config by path as jaxsr.main does (ml_collections' config_flags),
+# with and without runlocal, and resolves its sweep; prints what was imported.
+_LOAD_ALL = textwrap.dedent("""
+    import json, pathlib, sys
+    from absl import flags
+    from ml_collections import config_flags
+    for path in sys.argv[1:]:
+      for arg in ('', ':runlocal'):
+        argv = ['main', f'--config={path}{arg}']
+        values = flags.FlagValues()
+        holder = config_flags.DEFINE_config_file('config', flag_values=values, sys_argv=argv)
+        values(argv)
+        holder.value.model.name
+    import importlib.util
+    from configs import common
+    for path in sys.argv[1:]:
+      spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
+      module = importlib.util.module_from_spec(spec)
+      spec.loader.exec_module(module)
+      for point in module.get_sweep():
+        common.resolve(module.get_config, point, 'runlocal')
+    print(json.dumps({'common': common.__file__, 'modules': sorted(sys.modules)}))
+""")
+
+
+def load_config_module(path: pathlib.Path):
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.parametrize('where', ['repo_root', 'elsewhere'])
+def test_configs_load_without_jax_flax_or_jaxsr(where, tmp_path):
+  """From the repository root, and from another folder (configs is installed)."""
+  cwd = REPO if where == 'repo_root' else tmp_path
+  paths = [str(p.relative_to(REPO)) if where == 'repo_root' else str(p) for p in CONFIGS]
+  env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+  proc = subprocess.run([sys.executable, '-c', _LOAD_ALL, *paths], cwd=cwd, env=env,
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  loaded = json.loads(proc.stdout.splitlines()[-1])
+  assert pathlib.Path(loaded['common']) == REPO / 'configs' / 'common.py'
+  heavy = [m for m in loaded['modules'] if m.split('.')[0] in ('jax', 'flax', 'optax', 'jaxsr')]
+  assert not heavy, heavy
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.stem)
+def test_runlocal_samples_patches_as_the_model_needs(path):
+  """`runlocal(on_bicubic=...)` is told by the config; it must agree with the registry."""
+  module = load_config_module(path)
+  for point in module.get_sweep():
+    c = common.resolve(module.get_config, point, 'runlocal')
+    on_bicubic = models.model_info(c.model.name).works_on_bicubic
+    assert (c.data.patch_size == 0) == on_bicubic, (path.stem, point)
+    assert c.data.patch_size or c.data.hr_patch_size
+
+
+def test_eval_max_shapes_is_the_evaluators_default():
+  assert common.EVAL_MAX_SHAPES == evaluators.EVAL_MAX_SHAPES
+  assert common.base_config('eeds').eval.max_shapes == evaluators.EVAL_MAX_SHAPES
+
+
+def test_parse_arg_types_values_like_the_defaults():
+  a = common.parse_arg('scale=3,runlocal,lr=1e-2,name=x', scale=2, lr=0.1, name='', runlocal=False)
+  assert a.to_dict() == {'scale': 3, 'lr': 0.01, 'name': 'x', 'runlocal': True}
+  assert isinstance(a.scale, int)
+  args = {'variant': 'eed', 'scale': 3, 'lr': 0.01, 'runlocal': True, 'augment': False}
+  assert common.format_args(args) == 'variant=eed,scale=3,lr=0.01,runlocal,augment=False'
+  assert common.parse_arg(common.format_args(args), variant='', scale=2, lr=0.1,
+                          runlocal=False, augment=True).to_dict() == args
+
+
+@pytest.mark.parametrize('config,arg,message', [
+    ('eeds', 'varaint=ees', r"config argument 'varaint' is not one of \['runlocal', 'scale'"),
+    ('eeds', 'scale=three', r"config argument scale='three': expected a int like 2"),
+    ('edsr', 'variant=large', r"config argument variant='large'; valid: \['baseline', 'edsr'\]"),
+    ('srcnn', 'variant=935', r"variant='935'; valid: \['915', '955'\]"),
+    ('fsrcnn', 'scale=5', r'config argument scale=5; valid: \[2, 3, 4\]'),
+])
+def test_a_bad_config_argument_names_it(config, arg, message):
+  module = load_config_module(REPO / 'configs' / f'{config}.py')
+  with pytest.raises(common.ConfigArgumentError, match=message):
+    module.get_config(arg)
+
+
+def test_grid_and_points():
+  points = common.grid(variant=['eed', 'eeds'], scale=[2, 3], overrides={'optim.lr': [0.1]})
+  assert [p.config_arg('runlocal') for p in points] == [
+      'runlocal,variant=eed,scale=2', 'runlocal,variant=eed,scale=3',
+      'runlocal,variant=eeds,scale=2', 'runlocal,variant=eeds,scale=3']
+  assert all(p.overrides == {'optim.lr': 0.1} for p in points)
+  assert common.Point().config_arg() == ''
+  with pytest.raises(common.ConfigArgumentError, match='sets scale, which the sweep varies'):
+    points[0].config_arg('runlocal,scale=4')
+
+
+def test_apply_overrides_sets_a_copy_and_rejects_unknown_keys():
+  c = common.base_config('eeds')
+  changed = common.apply_overrides(c, {'optim.schedule.name': 'cosine', 'train.steps': 5})
+  assert (changed.optim.schedule.name, changed.train.steps) == ('cosine', 5)
+  assert (c.optim.schedule.name, c.train.steps) == ('constant', 10000)
+  with pytest.raises(common.ConfigArgumentError,
+                     match=r"override train.stepz: config.train has no key 'stepz'; "
+                           r"valid: \['batch_size', 'log_every', 'loss', 'seed', 'steps'\]"):
+    common.apply_overrides(c, {'train.stepz': 5})
+  with pytest.raises(common.ConfigArgumentError, match='config.train.steps is a value'):
+    common.apply_overrides(c, {'train.steps.x': 5})
+  assert common.check_key(c, 'optim.schedule') is not None
