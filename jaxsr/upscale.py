@@ -68,7 +68,6 @@ _SELF_ENSEMBLE = flags.DEFINE_bool('self_ensemble', False,
                                    flag_values=FLAGS)
 _OVERWRITE = flags.DEFINE_bool('overwrite', False,
                                'Replace existing outputs (never an input).', flag_values=FLAGS)
-flags.mark_flag_as_required('out', flag_values=FLAGS)
 
 _ONE_LINE_WARNINGS = (image_io.MultiFrameWarning, pretrained.UnverifiedWeightsWarning)
 
@@ -76,6 +75,9 @@ _ONE_LINE_WARNINGS = (image_io.MultiFrameWarning, pretrained.UnverifiedWeightsWa
 def _upscale(inputs: list[str]) -> int:
   if not inputs:
     raise command_line.UsageError('give the images to upscale: files, folders or globs')
+  if not _OUT.value:
+    raise command_line.UsageError('give --out: the folder to write (or an image file '
+                                  'name, for one input)')
   host_memory.keep_freed_memory()
   fmt = _FORMAT.value.lower().lstrip('.')
   if f'.{fmt}' not in image_io.IMAGE_EXTENSIONS:

@@ -2,7 +2,10 @@
 
 import io
 import os
+import pathlib
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ from PIL import Image, ImageFile
 
 from jaxsr import image_io
 
+REPO = pathlib.Path(__file__).resolve().parent.parent
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8)
 
@@ -161,3 +165,77 @@ def test_never_clobbers_a_file_that_appears_while_writing(tmp_path):
   with pytest.raises(FileExistsError, match='late.png: already exists'):
     image_io._rename_no_clobber(tmp_path / 'tmp', tmp_path / 'late.png')
   assert (tmp_path / 'late.png').read_bytes() == b'written by someone else'
+
+
+@pytest.mark.parametrize('peak,top', [(235.0, 255.0), (1.0, 1.0), (0.5, 1.0),
+                                      (255.0, 255.0), (40000.0, 65535.0)])
+def test_float_images_are_read_by_their_range(tmp_path, peak, top):
+  values = np.linspace(0, peak, 30, dtype=np.float32).reshape(5, 6)
+  values[0, 0] = -0.25  # clipped to 0
+  Image.fromarray(values).save(tmp_path / 'f.tif')
+  got = image_io.read_image(tmp_path / 'f.tif')
+  expected = np.clip(np.round(values * (255 / top)), 0, 255)
+  np.testing.assert_array_equal(got[..., 0], expected)
+
+
+@pytest.mark.parametrize('value,message', [
+    (70000.0, r'values up to 70000, beyond the ranges \[0, 1\], \[0, 255\] and \[0, 65535\]'),
+    (np.nan, 'NaN or infinite'), (np.inf, 'NaN or infinite')])
+def test_float_images_out_of_every_range_are_refused(tmp_path, value, message):
+  values = np.zeros((4, 4), np.float32)
+  values[1, 2] = value
+  Image.fromarray(values).save(tmp_path / 'f.tif')
+  with pytest.raises(image_io.ImageReadError, match=f'f.tif: floating-point .*{message}'):
+    image_io.read_image(tmp_path / 'f.tif')
+
+
+def test_multi_frame_files_warn_and_give_the_first_frame(tmp_path):
+  frames = [Image.fromarray(np.full((4, 5, 3), 60 * i, np.uint8)) for i in range(1, 4)]
+  frames[0].save(tmp_path / 'a.gif', save_all=True, append_images=frames[1:])
+  frames[0].save(tmp_path / 'a.tif', save_all=True, append_images=frames[1:])
+  for name in ('a.gif', 'a.tif'):
+    with pytest.warns(image_io.MultiFrameWarning, match=f'{name}: has 3 frames; only the first'):
+      image = image_io.read_image(tmp_path / name)
+    assert image.shape == (4, 5, 3) and (image == 60).all()
+
+
+def test_links_that_lead_nowhere(tmp_path):
+  (tmp_path / 'loop.png').symlink_to('loop.png')
+  (tmp_path / 'gone.png').symlink_to('missing.png')
+  with pytest.raises(image_io.ImageReadError, match='loop.png: symbolic link loop'):
+    image_io.read_image(tmp_path / 'loop.png')
+  with pytest.raises(image_io.ImageReadError,
+                     match='gone.png: broken symbolic link .to missing.png'):
+    image_io.read_image(tmp_path / 'gone.png')
+
+
+_KILLED_WHILE_WRITING = '''
+import os, sys
+import numpy as np
+from PIL import Image
+from jaxsr import image_io
+
+def killed(self, fp, *args, **kwargs):
+  fp.write(b'partial')
+  fp.flush()
+  os._exit(9)
+Image.Image.save = killed
+image_io.write_image(sys.argv[1], np.zeros((4, 4, 3), np.uint8))
+'''
+
+
+def test_a_write_killed_midway_is_cleaned_up_by_a_later_process(tmp_path):
+  (tmp_path / 'keep.png').write_bytes(b'a user file')
+  (tmp_path / '.keep.png.tmp').write_bytes(b'not our naming')
+  run = lambda *args: subprocess.run([sys.executable, '-c', *args], cwd=REPO,
+                                     capture_output=True, text=True)
+  assert run(_KILLED_WHILE_WRITING, str(tmp_path / 'out.png')).returncode == 9
+  left = [p for p in os.listdir(tmp_path) if p.startswith('.out.png.')]
+  assert len(left) == 1 and left[0].endswith('.tmp')
+  # This process started before the writer: it must leave the file alone.
+  assert image_io.remove_stale_temporaries(tmp_path) == []
+  later = run('import sys; from jaxsr import image_io; '
+              'print([p.name for p in image_io.remove_stale_temporaries(sys.argv[1])])',
+              str(tmp_path))
+  assert later.stdout.strip() == str(left), later.stderr
+  assert sorted(os.listdir(tmp_path)) == ['.keep.png.tmp', 'keep.png']

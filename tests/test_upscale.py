@@ -3,8 +3,11 @@
 import json
 import os
 import pathlib
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -369,3 +372,206 @@ def test_usage_errors(tmp_path, capsys):
   Image.fromarray(_rgb(6, 6)).save(tmp_path / 'b.png')
   assert _run([tmp_path / 'a.png', tmp_path / 'b.png', f'--out={tmp_path}/one.png'],
               capsys)[0] == 2
+
+
+def test_help_lists_the_flags():
+  proc = subprocess.run([sys.executable, '-m', 'jaxsr.upscale', '--help'], cwd=REPO,
+                        capture_output=True, text=True)
+  assert proc.returncode == 0, proc.stderr
+  for flag in ('--out', '--scale', '--model', '--workdir', '--overwrite', '--tile_size'):
+    assert flag in proc.stdout, flag
+
+
+def test_inputs_and_flags_in_any_order_and_flags_reset(tmp_path, capsys):
+  Image.fromarray(_rgb(6, 6)).save(tmp_path / 'a.png')
+  Image.fromarray(_rgb(6, 6, seed=1)).save(tmp_path / 'b.png')
+  out = tmp_path / 'out'
+  assert upscale.main([f'--out={out}', str(tmp_path / 'a.png'), '--model=bicubic',
+                       '--scale', '3', str(tmp_path / 'b.png'), '--overwrite']) == 0
+  with Image.open(out / 'b.png') as img:
+    assert img.size == (18, 18)
+  # A second call in the process starts from the defaults (no --overwrite).
+  code, errors = _run([tmp_path / 'a.png', f'--out={out}', '--scale=3'], capsys)
+  assert code == 1 and 'already exists' in errors[0]
+
+
+def test_output_never_replaces_an_input(tmp_path, capsys):
+  """Whatever the flags, and whatever name the input goes by."""
+  src = tmp_path / 'in'
+  src.mkdir()
+  Image.fromarray(_rgb(10, 12)).save(src / 'a.png')
+  Image.fromarray(_rgb(10, 12, seed=1)).save(src / 'b.jpg')
+  originals = {p.name: p.read_bytes() for p in src.iterdir()}
+  (tmp_path / 'alias').symlink_to(src)
+  linked = tmp_path / 'linked'
+  linked.mkdir()
+  os.link(src / 'a.png', linked / 'a.png')
+  for args in ([src, f'--out={src}'],  # b.jpg -> in/b.png is fine
+               [src / 'a.png', f'--out={tmp_path}/alias'],
+               [src / 'a.png', f'--out={linked}'],
+               [src / 'a.png', f'--out={src}/a.png'],
+               [tmp_path / 'alias' / 'a.png', f'--out={src}/a.png']):
+    code, errors = _run([*args, '--overwrite'], capsys)
+    assert code == 1 and len(errors) == 1, (args, errors)
+    assert errors[0].startswith('error: ') and 'a.png: output would replace the input' in errors[0]
+    assert {p.name: p.read_bytes() for p in src.iterdir()
+            if p.name in originals} == originals
+  assert (src / 'b.png').exists()  # the other input of the folder went on
+  # Another input's output name: y/a.jpg -> in/a.png, an input too.
+  (tmp_path / 'y').mkdir()
+  Image.fromarray(_rgb(10, 12, seed=2)).save(tmp_path / 'y' / 'a.jpg')
+  code, errors = _run([tmp_path / 'y' / 'a.jpg', src / 'a.png', f'--out={src}',
+                       '--overwrite'], capsys)
+  assert code == 1 and len(errors) == 2
+  assert 'a.jpg: output would replace the input' in errors[0]
+  assert (src / 'a.png').read_bytes() == originals['a.png']
+
+
+def test_upscale_file_refuses_its_own_input(tmp_path):
+  Image.fromarray(_rgb(6, 6)).save(tmp_path / 'a.png')
+  before = (tmp_path / 'a.png').read_bytes()
+  upscaler = tiling.Upscaler(models.get_model('bicubic', scale=2, channels=3), {})
+  with pytest.raises(FileExistsError, match='would replace the input'):
+    upscaling.upscale_file(tmp_path / 'a.png', tmp_path / 'a.png', upscaler, overwrite=True)
+  assert (tmp_path / 'a.png').read_bytes() == before
+
+
+def test_symlink_loops_fail_alone(tmp_path, capsys):
+  src = tmp_path / 'in'
+  src.mkdir()
+  Image.fromarray(_rgb(6, 6)).save(src / 'good.png')
+  (src / 'loop.png').symlink_to('loop.png')
+  (tmp_path / 'self.png').symlink_to('self.png')
+  out = tmp_path / 'out'
+  for args, loops in (([f'{src}/*.png'], ['loop.png']),
+                      ([src / 'loop.png', src / 'good.png'], ['loop.png']),
+                      ([tmp_path / 'self.png', src], ['self.png', 'loop.png']),
+                      ([src], ['loop.png'])):  # a folder's links are listed too
+    code, errors = _run([*args, f'--out={out}', '--overwrite'], capsys)
+    assert code == 1 and len(errors) == len(loops), (args, errors)
+    for name, line in zip(loops, errors):
+      assert line.endswith(f'{name}: symbolic link loop (the link points back to itself)')
+    assert (out / 'good.png').exists()
+
+
+@pytest.mark.parametrize('scale', ['0', '-2', 'nan', 'inf', '1'])
+def test_scale_must_be_above_one(scale, tmp_path, capsys):
+  Image.fromarray(_rgb(6, 6)).save(tmp_path / 'a.png')
+  for model in ('bicubic', 'eeds'):
+    assert upscale.main([str(tmp_path / 'a.png'), f'--out={tmp_path}/o',
+                         f'--scale={scale}', f'--model={model}']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('error: --scale=') and 'above 1' in err[0]
+  assert not (tmp_path / 'o').exists()
+
+
+def test_image_like_out_is_refused_not_made_a_folder(tmp_path, capsys):
+  Image.fromarray(_rgb(6, 6)).save(tmp_path / 'a.png')
+  Image.fromarray(_rgb(6, 6)).save(tmp_path / 'b.png')
+  for out, inputs in (('x.gif', ['a.png']), ('x.gif', ['a.png', 'b.png']),
+                      ('x.png', ['a.png', 'b.png']), ('x.ico', ['a.png'])):
+    code, errors = _run([*(tmp_path / i for i in inputs), f'--out={tmp_path / out}'],
+                        capsys)
+    assert code == 2 and len(errors) == 1 and f'--out={tmp_path / out}' in errors[0]
+    assert 'folder' in errors[0]  # the hint
+    assert not (tmp_path / out).exists()
+  # A trailing slash says it is a folder; an existing folder is one.
+  assert _run([tmp_path / 'a.png', f'--out={tmp_path}/x.gif/'], capsys)[0] == 0
+  assert (tmp_path / 'x.gif' / 'a.png').is_file()
+  assert _run([tmp_path / 'b.png', f'--out={tmp_path}/x.gif'], capsys)[0] == 0
+  assert (tmp_path / 'x.gif' / 'b.png').is_file()
+
+
+def test_multi_frame_input_warns_and_uses_the_first(tmp_path, capsys):
+  frames = [Image.fromarray(np.full((6, 8, 3), 40 * i, np.uint8)) for i in range(1, 4)]
+  frames[0].save(tmp_path / 'anim.gif', save_all=True, append_images=frames[1:])
+  frames[0].save(tmp_path / 'pages.tif', save_all=True, append_images=frames[1:])
+  out = tmp_path / 'out'
+  code = upscale.main([str(tmp_path / 'anim.gif'), str(tmp_path / 'pages.tif'),
+                       f'--out={out}', '--model=bicubic'])
+  err = capsys.readouterr().err.splitlines()
+  assert code == 0
+  warnings = [line for line in err if line.startswith('warning:')]
+  assert len(warnings) == 2 and all('has 3 frames; only the first is used' in w
+                                    for w in warnings)
+  for name in ('anim', 'pages'):
+    with Image.open(out / f'{name}.png') as img:
+      assert img.size == (16, 12) and np.abs(np.asarray(img, float) - 40).max() <= 1
+
+
+@pytest.mark.parametrize('peak,top', [(235.0, 255.0), (0.9, 1.0), (40000.0, 65535.0)])
+def test_float_tiff_is_scaled_by_its_range(peak, top, tmp_path, capsys):
+  values = np.linspace(0, peak, 12 * 10, dtype=np.float32).reshape(12, 10)
+  Image.fromarray(values).save(tmp_path / 'f.tif')
+  out = tmp_path / 'out'
+  assert _run([tmp_path / 'f.tif', f'--out={out}'], capsys)[0] == 0
+  with Image.open(out / 'f.png') as img:
+    sr = np.asarray(img, np.float64)
+  lr = np.round(values * (255 / top))  # read as 8 bits, then upscaled
+  expected = np.clip(imresize(lr / 255, 2) * 255, 0, 255)
+  assert np.abs(sr - expected).max() <= 1.5
+  assert abs(sr.mean() - 255 * peak / top / 2) < 2  # not almost white
+
+
+def test_interrupt_says_how_far_it_got_and_leaves_no_partial_file(tmp_path, monkeypatch,
+                                                                  capsys):
+  for i in range(3):
+    Image.fromarray(_rgb(6, 6, seed=i)).save(tmp_path / f'{i}.png')
+  real_save = Image.Image.save
+  calls = []
+
+  def interrupted_second_save(self, fp, *args, **kwargs):
+    calls.append(fp)
+    if len(calls) == 2:
+      fp.write(b'\x89PNG partial')
+      raise KeyboardInterrupt
+    return real_save(self, fp, *args, **kwargs)
+  monkeypatch.setattr(Image.Image, 'save', interrupted_second_save)
+  out = tmp_path / 'out'
+  try:
+    code = upscale.main([str(tmp_path / f'{i}.png') for i in range(3)] +
+                        [f'--out={out}', '--model=bicubic'])
+  except KeyboardInterrupt:
+    pytest.fail('the interrupt escaped main()')
+  err = capsys.readouterr().err.strip().splitlines()
+  assert code == 130 and err == ['interrupted, 1 of 3 done']
+  assert sorted(os.listdir(out)) == ['0.png']
+
+
+def test_sigint_exits_130_with_one_line(tmp_path):
+  for i in range(40):
+    Image.fromarray(_rgb(200, 200, seed=i)).save(tmp_path / f'{i:02d}.png')
+  out = tmp_path / 'out'
+  proc = subprocess.Popen(
+      [sys.executable, '-m', 'jaxsr.upscale', str(tmp_path), f'--out={out}',
+       '--model=bicubic', '--scale=3'], cwd=REPO, stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 120
+  while not (out.is_dir() and any(p.suffix == '.png' for p in out.iterdir())):
+    assert proc.poll() is None and time.monotonic() < deadline
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGINT)
+  err = proc.communicate(timeout=60)[1]
+  assert proc.returncode == 130, err
+  lines = err.strip().splitlines()
+  assert len(lines) == 1 and re.fullmatch(r'interrupted, \d+ of 40 done', lines[0]), err
+  done = int(lines[0].split()[1])
+  assert 1 <= done < 40 and sorted(os.listdir(out)) == [f'{i:02d}.png' for i in range(done)]
+
+
+def test_stale_temporaries_of_ours_are_removed(tmp_path, capsys):
+  Image.fromarray(_rgb(6, 6)).save(tmp_path / 'a.png')
+  out = tmp_path / 'out'
+  out.mkdir()
+  dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+  dead.wait()
+  stale = ['.a.png.0123abcd.tmp', f'.b.png.{dead.pid}-89abcdef.tmp']
+  kept = [f'.c.png.{os.getpid()}-01234567.tmp',  # a live writer
+          '.notes.txt.0123abcd.tmp',  # not an image name
+          '.d.png.tmp', 'e.png.0123abcd.tmp', '.f.png.0123ABCD.tmp']  # not our pattern
+  for name in stale + kept:
+    (out / name).write_bytes(b'partial')
+    os.utime(out / name, (time.time() - 3600,) * 2)
+  (out / '.g.png.fedcba98.tmp').write_bytes(b'being written now')
+  kept.append('.g.png.fedcba98.tmp')
+  assert _run([tmp_path / 'a.png', f'--out={out}'], capsys)[0] == 0
+  assert sorted(os.listdir(out)) == sorted(kept + ['a.png'])

@@ -90,45 +90,35 @@ def output_paths(files: list[pathlib.Path], out: str, fmt: str
   Raises OutputNameError when `out` looks like an image file name that
   cannot be written (several inputs, or an extension we do not write).
   """
-  target = pathlib.Path(out)
-  names_folder = out.endswith(('/', os.sep)) or target.is_dir()
-  suffix = target.suffix.lower()
-  if not names_folder and suffix in image_io.IMAGE_EXTENSIONS:
-    if len(files) > 1:
-      raise OutputNameError(f'--out={out} names one file but {len(files)} inputs '
-                            f'were given: pass a folder (e.g. --out={target.stem}/)')
-    failures = []
-    return _refuse_inputs({f: target for f in files}, files, failures), failures
-  if not names_folder and suffix in Image.registered_extensions():
-    writable = ', '.join(sorted(e[1:] for e in image_io.IMAGE_EXTENSIONS))
-    raise OutputNameError(
-        f'--out={out} looks like a {suffix} file, which is not written here '
-        f'({writable}): name a .png file for one input, or a folder '
-        f'(--out={out}/ if you mean a folder of that name)')
+  folder = pathlib.Path(out)
+  single = None  # The output file --out names, if it names one.
+  suffix = folder.suffix.lower()
+  if not (out.endswith(('/', os.sep)) or folder.is_dir()):
+    if suffix in image_io.IMAGE_EXTENSIONS:
+      if len(files) > 1:
+        raise OutputNameError(f'--out={out} names one file but {len(files)} inputs '
+                              f'were given: pass a folder (e.g. --out={folder.stem}/)')
+      single = folder
+    elif suffix in Image.registered_extensions():
+      writable = ', '.join(sorted(e[1:] for e in image_io.IMAGE_EXTENSIONS))
+      raise OutputNameError(
+          f'--out={out} looks like a {suffix} file, which is not written here '
+          f'({writable}): name a .png file for one input, or a folder '
+          f'(--out={out}/ if you mean a folder of that name)')
+  inputs = {key: f for f in files if (key := _file_key(f)) is not None}
   plan, owner, failures = {}, {}, []
   for f in files:
-    dest = target / f'{f.stem}.{fmt}'
-    if dest in owner:
+    dest = single or folder / f'{f.stem}.{fmt}'
+    replaced = inputs.get(_file_key(dest))
+    if replaced is not None:
+      failures.append((str(f), _replace_reason(dest, replaced)))
+    elif dest in owner:
       failures.append((str(f), f'same output name {dest} as {owner[dest]}; '
                        'upscale one of them separately'))
-      continue
-    owner[dest] = f
-    plan[f] = dest
-  return _refuse_inputs(plan, files, failures), failures
-
-
-def _refuse_inputs(plan: dict[pathlib.Path, pathlib.Path], files: list[pathlib.Path],
-                   failures: Failures) -> dict[pathlib.Path, pathlib.Path]:
-  """`plan` without the outputs that are inputs; each one becomes a failure."""
-  inputs = {key: f for f in files if (key := _file_key(f)) is not None}
-  kept = {}
-  for source, dest in plan.items():
-    replaced = inputs.get(_file_key(dest))
-    if replaced is None:
-      kept[source] = dest
     else:
-      failures.append((str(source), _replace_reason(dest, replaced)))
-  return kept
+      owner[dest] = f
+      plan[f] = dest
+  return plan, failures
 
 
 def _replace_reason(dest: pathlib.Path, replaced: pathlib.Path) -> str:
