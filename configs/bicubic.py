@@ -10,10 +10,9 @@ from configs import common
 def get_config(arg=None):
   a = common.parse_arg(arg, scale=2, runlocal=False)
   c = common.base_config('bicubic', scale=a.scale)
-  c.train.steps = 0
   if a.runlocal:
     common.runlocal(c, on_bicubic=True)
-    c.train.steps = 0
+  c.train.steps = 0
   return c
 
 

@@ -16,14 +16,10 @@ def get_config(arg=None):
   a = common.parse_arg(arg, scale=2, runlocal=False)
   c = common.base_config('csc_decomp', scale=a.scale)
   c.data.hr_patch_size = 41
-  c.train.steps = 100_000
-  c.optim.lr = 1e-3
-  c.optim.schedule.name = 'cosine'
+  common.adam_cosine(c, steps=100_000)
   c.optim.grad_clip_norm = 1.0
   c.checkpoint.every = c.eval.every = 5000
-  if a.runlocal:
-    common.runlocal(c, on_bicubic=True)
-  return c
+  return common.runlocal(c, on_bicubic=True) if a.runlocal else c
 
 
 def get_sweep():

@@ -20,13 +20,10 @@ def get_config(arg=None):
   a = common.parse_arg(arg, variant='dcnn', scale=2, runlocal=False)
   c = common.base_config(a.variant, scale=a.scale)
   c.data.hr_patch_size = 41
-  c.train.batch_size = 64
   common.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=60)
   c.optim.grad_clip_norm = 0.1
   c.checkpoint.every = c.eval.every = 2000
-  if a.runlocal:
-    common.runlocal(c, on_bicubic=True)
-  return c
+  return common.runlocal(c, on_bicubic=True) if a.runlocal else c
 
 
 def get_sweep():

@@ -25,9 +25,7 @@ def get_config(arg=None):
   c.optim.schedule.every_steps = 200_000
   c.optim.schedule.factor = 0.5
   c.checkpoint.every = c.eval.every = 10_000
-  if a.runlocal:
-    common.runlocal(c, on_bicubic=False, batch_size=8, patch_size=16)
-  return c
+  return common.runlocal(c, on_bicubic=False, batch_size=8, patch_size=16) if a.runlocal else c
 
 
 def get_sweep():

@@ -31,14 +31,10 @@ def get_config(arg=None):
   c = common.base_config(a.variant, scale=a.scale)
   c.model.kwargs.upsampling = a.upsampling
   c.data.patch_size = 20
-  c.train.batch_size = 64
   common.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=60)
   c.optim.grad_clip_norm = 0.1
-  c.checkpoint.every = 2000
-  c.eval.every = 2000
-  if a.runlocal:
-    common.runlocal(c, on_bicubic=False)
-  return c
+  c.checkpoint.every = c.eval.every = 2000
+  return common.runlocal(c, on_bicubic=False) if a.runlocal else c
 
 
 def get_sweep():

@@ -15,13 +15,9 @@ def get_config(arg=None):
   a = common.parse_arg(arg, scale=3, runlocal=False)
   c = common.base_config('espcn', scale=a.scale)
   c.data.patch_size = 17
-  c.train.steps = 100_000
-  c.optim.lr = 1e-3
-  c.optim.schedule.name = 'cosine'
+  common.adam_cosine(c, steps=100_000)
   c.checkpoint.every = c.eval.every = 5000
-  if a.runlocal:
-    common.runlocal(c, on_bicubic=False)
-  return c
+  return common.runlocal(c, on_bicubic=False) if a.runlocal else c
 
 
 def get_sweep():

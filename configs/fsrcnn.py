@@ -19,13 +19,9 @@ def get_config(arg=None):
   c = common.base_config('fsrcnn', scale=a.scale)
   c.data.patch_size = common.pick('scale', a.scale, LR_PATCH)
   c.train.batch_size = 128
-  c.train.steps = 200_000
-  c.optim.lr = 1e-3
-  c.optim.schedule.name = 'cosine'
+  common.adam_cosine(c, steps=200_000)
   c.checkpoint.every = c.eval.every = 5000
-  if a.runlocal:
-    common.runlocal(c, on_bicubic=False)
-  return c
+  return common.runlocal(c, on_bicubic=False) if a.runlocal else c
 
 
 def get_sweep():

@@ -22,9 +22,7 @@ def get_config(arg=None):
   c.optim.name = 'adam'
   c.optim.lr = 1e-4
   c.checkpoint.every = c.eval.every = 5000
-  if a.runlocal:
-    common.runlocal(c, on_bicubic=True)
-  return c
+  return common.runlocal(c, on_bicubic=True) if a.runlocal else c
 
 
 def get_sweep():

@@ -25,14 +25,10 @@ def get_config(arg=None):
   c = common.base_config('vdsr', scale=scales[0])
   c.data.scales = scales
   c.data.hr_patch_size = 41
-  c.train.batch_size = 64
   common.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=80)
   c.optim.grad_clip_theta = 0.01
-  c.checkpoint.every = 5000
-  c.eval.every = 5000
-  if a.runlocal:
-    common.runlocal(c, on_bicubic=True)
-  return c
+  c.checkpoint.every = c.eval.every = 5000
+  return common.runlocal(c, on_bicubic=True) if a.runlocal else c
 
 
 def get_sweep():
