@@ -86,31 +86,43 @@ def _upscale(inputs: list[str]) -> int:
         f'{", ".join(sorted(e[1:] for e in image_io.IMAGE_EXTENSIONS))}')
   files, failures = batch.expand_inputs(inputs)
   plan, written = {}, []
-  with _one_line_warnings():
-    try:
-      try:
+  try:
+    with _one_line_warnings():
+      with _stops_the_batch():
         plan, taken = batch.output_paths(files, _OUT.value, fmt)
-        failures += taken
-        description, name, model, params = upscaling.load_model(
-            model=_MODEL.value, workdir=_WORKDIR.value, checkpoint=_CHECKPOINT.value,
-            scale=_SCALE.value, channels=int(_CHANNELS.value) if _CHANNELS.value else None)
-        overlap = (_TILE_OVERLAP.value if _TILE_OVERLAP.value is not None
-                   else tiling.default_overlap(name))
-        upscaler = tiling.Upscaler(model, params, tile_size=_TILE_SIZE.value,
-                                   overlap=overlap, self_ensemble=_SELF_ENSEMBLE.value)
-      except (ValueError, OSError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+        upscaler, description = _load_upscaler()
+      failures += taken
       for path, reason in failures:
         print(f'error: {path}: {reason}', file=sys.stderr)
       _remove_stale_temporaries(plan.values())
-      _upscale_all(plan, upscaler, f'x{model.scale:g} {description}', failures, written)
-    except KeyboardInterrupt:  # write_image has removed its temporary file.
-      print(f'interrupted, {len(written)} of {len(plan)} done', file=sys.stderr)
-      return 130
+      _upscale_all(plan, upscaler, description, failures, written)
+  except KeyboardInterrupt:  # write_image has removed its temporary file.
+    print(f'interrupted, {len(written)} of {len(plan)} done', file=sys.stderr)
+    return 130
   print(f'upscaled {len(written)} of {len(plan)} image(s) to {_OUT.value}'
         + (f'; {len(failures)} error(s)' if failures else ''), file=sys.stderr)
   return 1 if failures else 0
+
+
+@contextlib.contextmanager
+def _stops_the_batch() -> Iterator[None]:
+  """A bad --out or bad weights stop the batch before anything is written (exit 2)."""
+  try:
+    yield
+  except (ValueError, OSError) as e:
+    raise command_line.UsageError(str(e)) from None
+
+
+def _load_upscaler() -> tuple[tiling.Upscaler, str]:
+  """The model of the weight flags, run in tiles; and its description."""
+  description, name, model, params = upscaling.load_model(
+      model=_MODEL.value, workdir=_WORKDIR.value, checkpoint=_CHECKPOINT.value,
+      scale=_SCALE.value, channels=int(_CHANNELS.value) if _CHANNELS.value else None)
+  overlap = (_TILE_OVERLAP.value if _TILE_OVERLAP.value is not None
+             else tiling.default_overlap(name))
+  upscaler = tiling.Upscaler(model, params, tile_size=_TILE_SIZE.value,
+                             overlap=overlap, self_ensemble=_SELF_ENSEMBLE.value)
+  return upscaler, f'x{model.scale:g} {description}'
 
 
 def _upscale_all(plan, upscaler: tiling.Upscaler, description: str,
@@ -141,7 +153,8 @@ def _one_line_warnings() -> Iterator[None]:
   """Our warnings about the inputs or weights as `warning: <file>: ...` lines."""
   with warnings.catch_warnings():
     default = warnings.showwarning
-    warnings.simplefilter('always', _ONE_LINE_WARNINGS)
+    for category in _ONE_LINE_WARNINGS:
+      warnings.simplefilter('always', category)
 
     def show(message, category, *args, **kwargs):
       if issubclass(category, _ONE_LINE_WARNINGS):
