@@ -5,7 +5,10 @@ Layout of a workdir:
   best/<step>/         the state with the best eval PSNR so far
 Orbax writes each checkpoint into a temporary folder and renames it when
 complete, so a run killed mid-save leaves the previous checkpoints intact and
-the half-written one is ignored on restore.
+the half-written one is ignored on restore (and removed by the next run). A
+checkpoint damaged after its commit (a truncated file, a deleted _METADATA)
+is found on resume, renamed to `<step>.damaged` and skipped for the newest
+one that restores.
 """
 
 from __future__ import annotations
@@ -20,41 +23,81 @@ import jax
 import orbax.checkpoint as ocp
 
 
-class _DropOrbaxInfo(logging.Filter):
-  """Orbax logs every save and restore at INFO; keep its warnings only."""
+class _OrbaxLogFilter(logging.Filter):
+  """Orbax logs every save and restore at INFO, and each failure with several
+  tracebacks from its background threads; keep one line per warning or error
+  (the failure itself reaches the caller as a CheckpointError)."""
 
   def filter(self, record):
-    return record.levelno >= logging.WARNING or '/orbax/' not in record.pathname
+    if '/orbax/' not in record.pathname:
+      return True
+    if record.levelno < logging.WARNING:
+      return False
+    record.msg, record.args = _first_line(record.getMessage()), None
+    record.exc_info = record.exc_text = None
+    return True
 
 
-absl_logging.get_absl_handler().addFilter(_DropOrbaxInfo())
+absl_logging.get_absl_handler().addFilter(_OrbaxLogFilter())
+
+DAMAGED_SUFFIX = '.damaged'
+
+
+class CheckpointError(OSError):
+  """A checkpoint could not be saved or restored; the message says which and where."""
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+  # TensorStore appends its whole spec to each message.
+  line = text.strip().splitlines()[0] if text.strip() else ''
+  for cut in (' See full TensorStore details', ' [tensorstore_spec', ' [source locations'):
+    line = line.split(cut)[0]
+  return line if len(line) <= limit else line[:limit] + '...'
+
+
+def _reason(e: BaseException) -> str:
+  return _first_line(str(e)) or type(e).__name__
 
 
 class Checkpointer:
-  """Saves and restores the train state (any pytree of arrays)."""
+  """Saves and restores the train state (any pytree of arrays).
+
+  Every failure to save, in the foreground or in Orbax's background thread,
+  becomes one CheckpointError naming the step, the folder and the last good
+  checkpoint, and leaves no temporary folder behind. Call `check()` once per
+  step so that a background failure stops the run at the next step.
+  """
 
   def __init__(self, workdir: str | epath.PathLike, *, keep: int = 3,
                use_async: bool = True):
     root = epath.Path(workdir)
     if not str(root).startswith(('gs://', 's3://')):
       root = epath.Path(pathlib.Path(str(root)).absolute())
+    # cleanup_tmp_directories: folders of saves cut short by a kill. Safe
+    # because one run holds the workdir (jaxsr.workdir_lock).
     self._latest = ocp.CheckpointManager(
         root / 'checkpoints',
         options=ocp.CheckpointManagerOptions(
             max_to_keep=keep, enable_async_checkpointing=use_async,
-            create=True))
+            create=True, cleanup_tmp_directories=True))
     self._best = ocp.CheckpointManager(
         root / 'best',
         options=ocp.CheckpointManagerOptions(
             max_to_keep=1, best_fn=lambda m: m['psnr_y'], best_mode='max',
-            enable_async_checkpointing=use_async, create=True))
+            enable_async_checkpointing=use_async, create=True,
+            cleanup_tmp_directories=True))
+    self._in_flight: dict[int, int] = {}  # id(manager) -> step being saved
+    self._failed = False
     self.best_psnr = self._best_metric()
 
   def _best_metric(self) -> float | None:
     step = self._best.best_step()
     if step is None:
       return None
-    metrics = self._best.metrics(step) if hasattr(self._best, 'metrics') else None
+    try:
+      metrics = self._best.metrics(step)
+    except Exception:  # pylint: disable=broad-except
+      return None  # unreadable metrics: the next evaluation saves a new best
     return None if not metrics else float(metrics['psnr_y'])
 
   def latest_step(self) -> int | None:
@@ -63,15 +106,64 @@ class Checkpointer:
   def save(self, step: int, state: Any, *, force: bool = False) -> None:
     if step in self._latest.all_steps():
       return
-    self._latest.save(step, args=ocp.args.StandardSave(state), force=force)
+    self._save(self._latest, step, state, force=force)
 
   def save_if_best(self, step: int, state: Any, psnr_y: float) -> bool:
     if self.best_psnr is not None and psnr_y <= self.best_psnr:
       return False
-    self._best.save(step, args=ocp.args.StandardSave(state),
-                    metrics={'psnr_y': float(psnr_y)}, force=True)
+    self._save(self._best, step, state, force=True, metrics={'psnr_y': float(psnr_y)})
     self.best_psnr = psnr_y
     return True
+
+  def _save(self, manager, step: int, state: Any, **kwargs) -> None:
+    self._wait(manager)  # the previous save's failure is reported as its own
+    self._in_flight[id(manager)] = step
+    try:
+      manager.save(step, args=ocp.args.StandardSave(state), **kwargs)
+    except Exception as e:  # pylint: disable=broad-except
+      self._raise_failed(manager, step, e)
+    if not manager.is_saving_in_progress():
+      self._in_flight.pop(id(manager), None)
+
+  def check(self) -> None:
+    """Raises CheckpointError if a background save has failed; never blocks."""
+    for manager in (self._latest, self._best):
+      if not manager.is_saving_in_progress():
+        self._wait(manager)
+
+  def wait(self) -> None:
+    """Blocks until every save is committed; raises CheckpointError if one failed."""
+    self._wait(self._latest)
+    self._wait(self._best)
+
+  def _wait(self, manager) -> None:
+    try:
+      manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      self._raise_failed(manager, self._in_flight.get(id(manager)), e)
+    self._in_flight.pop(id(manager), None)
+
+  def _raise_failed(self, manager, step: int | None, e: BaseException):
+    self._failed = True
+    directory = manager.directory
+    if jax.process_index() == 0:
+      for tmp in directory.glob(f'{step if step is not None else "*"}.orbax-checkpoint-tmp*'):
+        if tmp.is_dir():
+          tmp.rmtree(missing_ok=True)
+        else:
+          tmp.unlink(missing_ok=True)
+    self._latest.reload()
+    good = [s for s in self._latest.all_steps() if s != step]
+    last = (f'step {max(good)} in {self._latest.directory}' if good
+            else 'none (a rerun starts from step 0)')
+    raise CheckpointError(f'could not save checkpoint step {step} to {directory}: '
+                          f'{_reason(e)}. Last good checkpoint: {last}') from None
+
+  def committed(self, step: int) -> bool:
+    """Whether `step` is in checkpoints/, complete, once pending saves finish."""
+    self.wait()
+    self._latest.reload()
+    return step in self._latest.all_steps()
 
   def restore(self, abstract_state: Any, step: int | None = None,
               best: bool = False) -> Any:
@@ -83,13 +175,65 @@ class Checkpointer:
       raise FileNotFoundError(f'no checkpoint in {manager.directory}')
     return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
 
-  def wait(self) -> None:
-    self._latest.wait_until_finished()
-    self._best.wait_until_finished()
+  def restore_newest(self, abstract_state: Any) -> tuple[Any, int] | None:
+    """(state, step) of the newest checkpoint in checkpoints/ that restores.
+
+    Newer ones that fail to restore while an older one does are damaged (the
+    same run wrote them all): each is renamed to `<step>.damaged`, which
+    Orbax neither lists nor rotates away, with a warning. best/ is checked
+    the same way. Returns None when there is no checkpoint; raises
+    CheckpointError, moving nothing, when none restores (a damaged only
+    checkpoint, or a config that no longer matches the saved state).
+    """
+    failed = []
+    for step in sorted(self._latest.all_steps(), reverse=True):
+      try:
+        state = self.restore(abstract_state, step)
+      except Exception as e:  # pylint: disable=broad-except
+        failed.append((step, _reason(e)))  # TensorStore raises bare Exceptions
+        continue
+      for bad, why in failed:
+        self._set_aside(self._latest, bad, why, f'resuming from step {step}')
+      self._check_best(abstract_state)
+      return state, step
+    if not failed:
+      return None
+    step, why = failed[0]
+    older = f' nor any of {[s for s, _ in failed[1:]]}' if len(failed) > 1 else ''
+    raise CheckpointError(
+        f'cannot resume from {self._latest.directory}: step {step}{older} restores '
+        f'({why}). If the config changed, use a new --workdir; if the checkpoint '
+        f'is damaged, move {step}/ aside to start again')
+
+  def _check_best(self, abstract_state: Any) -> None:
+    for step in sorted(self._best.all_steps(), reverse=True):
+      try:
+        self.restore(abstract_state, step, best=True)
+      except Exception as e:  # pylint: disable=broad-except
+        self._set_aside(self._best, step, _reason(e), 'the next evaluation saves a new best')
+        self.best_psnr = self._best_metric()
+
+  def _set_aside(self, manager, step: int, why: str, then: str) -> None:
+    src = manager.directory / str(step)
+    dst = manager.directory / f'{step}{DAMAGED_SUFFIX}'
+    n = 1
+    while dst.exists():
+      n += 1
+      dst = manager.directory / f'{step}{DAMAGED_SUFFIX}{n}'
+    if jax.process_index() == 0:
+      src.rename(dst)
+    absl_logging.warning('checkpoint %s does not restore (%s): skipped and kept as %s; %s',
+                         src, why, dst.name, then)
+    manager.reload()
 
   def close(self) -> None:
-    self._latest.close()
-    self._best.close()
+    """Closes Orbax's threads; after a reported failure, raises nothing more."""
+    for manager in (self._latest, self._best):
+      try:
+        manager.close()
+      except Exception:  # pylint: disable=broad-except
+        if not self._failed:
+          raise
 
 
 def restore_params(path: str | pathlib.Path, abstract_params: Any | None = None) -> Any:

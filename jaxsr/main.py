@@ -4,7 +4,19 @@ Config overrides: --config.train.steps=2000 --config.optim.lr=0.01 ...
 Multi-host (TPU pods, GPU clusters): jax.distributed is initialised when
 --multihost is given (TPU VMs and SLURM detect their peers themselves) or
 when --coordinator_address is given (any cluster, or localhost processes).
+
+Exit codes: 0 done; 1 the run failed (one `error:` line: data, checkpoint,
+divergence, a busy workdir); 2 a bad flag or config (one `error:` line, before
+anything starts); 143 stopped by SIGTERM (one line saying whether the current
+step was saved; rerun the same command to resume); 130 interrupted (Ctrl-C).
 """
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import sys
 
 from absl import app
 from absl import flags
@@ -26,10 +38,59 @@ _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processe
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process index.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
+_EXCEPTION_NAME = re.compile(r'^[\w.]*(Error|Exception): ')
+
+
+def _one_line(e: BaseException, argv: list[str]) -> str:
+  """A flag-parsing error as one line (absl and ml_collections embed
+  tracebacks and hints on later lines)."""
+  text = str(e.args[0]) if isinstance(e, (KeyError, AttributeError)) and e.args else str(e)
+  if text.startswith(("'", '"')):  # ml_collections' AttributeError holds a repr
+    try:
+      text = str(ast.literal_eval(text))
+    except (ValueError, SyntaxError):
+      pass
+  lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+  if isinstance(e, (KeyError, AttributeError)):
+    # An override of a key the config lacks: "'stepz'", 'Did you mean ...'.
+    key = lines[0].strip("'\"") if lines else '?'
+    flag = next((a.split('=')[0] for a in argv[1:] if a.startswith('--config.')
+                 and key in a.split('=')[0].split('.')), '--config.*')
+    hint = f' ({lines[1][0].lower()}{lines[1][1:]})' if len(lines) > 1 else ''
+    return f'{flag}: the config has no key {key!r}{hint}'
+  if 'Traceback (most recent call last)' in text:
+    # get_config raised: "flag --config=X: Error whilst parsing ...", then its traceback.
+    where = lines[0].split(': Error whilst parsing')[0]
+    return f'{where}: {_EXCEPTION_NAME.sub("", lines[-1])}'
+  config_file = next((a.split('=', 1)[1].split(':')[0] for a in argv[1:]
+                      if a.startswith('--config=')), None)
+  if isinstance(e, OSError) and config_file and not os.path.isfile(config_file):
+    return f'--config: no config file {config_file}'
+  return ' '.join(lines)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's parsing, with a bad flag, config file or override as one line."""
+  try:
+    argv = flags.FLAGS(argv)
+    _CONFIG.value.get('train')  # a config file that failed to load raises here
+  except SystemExit:
+    # absl's --help prints the flags, then exits 1; asking for help is no error.
+    if any(a.split('=')[0] in ('--help', '-help', '--helpshort', '--helpfull', '-?')
+           for a in argv[1:]):
+      sys.exit(0)
+    raise
+  except (flags.Error, KeyError, AttributeError, TypeError, ValueError, OSError) as e:
+    print(f'error: {_one_line(e, argv)}', file=sys.stderr)
+    sys.exit(2)
+  return argv
+
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    print(f'error: unexpected arguments: {argv[1:]} (flags are --name=value)',
+          file=sys.stderr)
+    return 2
   host_memory.keep_freed_memory()
   if _MULTIHOST.value or _COORDINATOR.value:
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
@@ -39,6 +100,7 @@ def main(argv):
   from jaxsr import config_checks
   from jaxsr import datasets
   from jaxsr import image_io
+  from jaxsr import metric_writers
   from jaxsr import train
   config = _CONFIG.value
   if _DATA_DIR.value:
@@ -49,16 +111,28 @@ def main(argv):
                jax.device_count(), jax.devices()[0].platform)
   try:
     metrics = train.train_and_evaluate(config, _WORKDIR.value)
-  except (config_checks.ConfigError, datasets.DatasetError, image_io.ImageReadError,
-          train.NonFiniteError) as e:
-    logging.error('%s', e)
-    raise SystemExit(f'error: {e}') from None
+  except train.Preempted as e:
+    print(e, file=sys.stderr, flush=True)
+    return 143
+  except config_checks.ConfigError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  # OSError: checkpoints, the workdir and its lock, unwritable files.
+  except (datasets.DatasetError, image_io.ImageReadError, metric_writers.MetricsFileError,
+          train.NonFiniteError, OSError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  except KeyboardInterrupt:
+    print('interrupted: rerun the same command to resume from the last checkpoint',
+          file=sys.stderr)
+    return 130
   if jax.process_index() == 0:
     summary = {k: round(v, 4) for k, v in metrics.items()
                if k.startswith('eval/') and isinstance(v, float)}
     print('final:', summary, flush=True)
+  return 0
 
 
 if __name__ == '__main__':
   jax.config.config_with_absl()
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -57,11 +57,50 @@ def _plain(v: Any) -> Any:
     return str(v)
 
 
+class MetricsFileError(ValueError):
+  """metrics.jsonl has a line that is not JSON (other than a cut-off last line)."""
+
+
+def _read_rows(path: epath.Path) -> tuple[list[dict[str, Any]], bool]:
+  """(rows, whether the file is exactly those rows). A last line without its
+  newline is a write cut short by a kill: it is left out."""
+  text = path.read_text()
+  lines = text.split('\n')
+  complete, tail = lines[:-1], lines[-1]
+  rows = []
+  for number, line in enumerate(complete, 1):
+    if not line.strip():
+      continue
+    try:
+      rows.append(json.loads(line))
+    except json.JSONDecodeError as e:
+      raise MetricsFileError(f'{path}: line {number} is not JSON ({e.msg})') from None
+  return rows, not tail.strip() and all(line.strip() for line in complete)
+
+
 def read_metrics(workdir: str | epath.PathLike) -> list[dict[str, Any]]:
   path = epath.Path(workdir) / 'metrics.jsonl'
   if not path.exists():
     return []
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  return _read_rows(path)[0]
+
+
+def trim_metrics(workdir: str | epath.PathLike, step: int) -> list[dict[str, Any]]:
+  """Keeps the rows up to `step` (the checkpoint a run resumes from).
+
+  Rows logged after it, and a line cut short by a kill, are dropped (the
+  resumed run logs those steps again), by an atomic replace of the file.
+  """
+  path = epath.Path(workdir) / 'metrics.jsonl'
+  if not path.exists():
+    return []
+  rows, exact = _read_rows(path)
+  kept = [r for r in rows if r['step'] <= step]
+  if len(kept) != len(rows) or not exact:
+    tmp = path.parent / 'metrics.jsonl.tmp'
+    tmp.write_text(''.join(json.dumps(r) + '\n' for r in kept))
+    tmp.replace(path)
+  return kept
 
 
 def training_summary(rows: list[dict[str, Any]]) -> tuple[int, float]:

@@ -1,9 +1,19 @@
-"""One training loop for every model: data parallel over a device Mesh."""
+"""One training loop for every model: data parallel over a device Mesh.
+
+What a run guarantees when things go wrong (README, "What happens when
+things go wrong"): one run per workdir (workdir_lock); a SIGTERM saves the
+current step and waits for its commit before raising Preempted, or says that
+nothing was saved; a failed save stops the run at once (CheckpointError); a
+resume starts from the newest checkpoint that restores. metrics.jsonl rows
+are written before the checkpoint of their step, and a resume drops the rows
+after the restored step, so each step is logged exactly once.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import json
+import os
 import signal
 import time
 from typing import Any
@@ -12,6 +22,7 @@ from absl import logging
 from etils import epath
 import flax.struct
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import ml_collections
@@ -26,6 +37,7 @@ from jaxsr import input_pipeline
 from jaxsr import metric_writers
 from jaxsr import models
 from jaxsr import optim
+from jaxsr import workdir_lock
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -34,8 +46,24 @@ class TrainState(flax.struct.PyTreeNode):
   opt_state: Any
 
 
-class NonFiniteError(RuntimeError):
-  pass
+class NonFiniteError(ValueError):
+  """A non-finite loss or gradient: the settings (learning rate, clipping) diverge."""
+
+
+class WorkdirError(NotADirectoryError):
+  """--workdir names something that is not a folder."""
+
+
+class Preempted(Exception):
+  """SIGTERM stopped the run. `step`: the checkpoint saved on the way out, or None.
+
+  Not a ValueError or OSError: nothing is wrong with the run, and callers
+  (jaxsr.main: exit 143) tell it apart from failures.
+  """
+
+  def __init__(self, message: str, step: int | None):
+    super().__init__(message)
+    self.step = step
 
 
 def compute_loss(sr: jax.Array, hr: jax.Array, kind: str) -> jax.Array:
@@ -66,12 +94,29 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, tx,
   return new_state, metrics
 
 
+def _explicit_data_root(c: ml_collections.ConfigDict) -> str | None:
+  """Where the user said the data is (--data_dir, config.data.data_dir or
+  $JAXSR_DATA_DIR), as the message names it; None for the default cache."""
+  if c.data.data_dir:
+    return f'--data_dir / config.data.data_dir {c.data.data_dir}'
+  if os.environ.get(datasets.ENV_VAR):
+    return f'${datasets.ENV_VAR} {os.environ[datasets.ENV_VAR]}'
+  return None
+
+
 def _resolve_train_sets(c: ml_collections.ConfigDict) -> list[str]:
+  """config.data.train's sets. 'auto' is the 291 set; the embedded photos
+  stand in only when no data location was given (the quick default run)."""
   if c.data.train != 'auto':
     return [s for s in c.data.train.split(',') if s]
   data_dir = c.data.data_dir or None
   if datasets.has_dataset('t91', data_dir) and datasets.has_dataset('bsd200', data_dir):
     return ['t91', 'bsd200']
+  explicit = _explicit_data_root(c)
+  if explicit:
+    raise datasets.DatasetError(
+        f'{explicit} does not hold the training sets: expected t91/ and bsd200/ '
+        'folders of images in it (or set config.data.train to sets or folders)')
   logging.warning('t91/bsd200 not found under %s: training on the embedded photos',
                   datasets.data_root(data_dir))
   return ['embedded_train']
@@ -80,12 +125,18 @@ def _resolve_train_sets(c: ml_collections.ConfigDict) -> list[str]:
 def _resolve_eval_sets(c: ml_collections.ConfigDict) -> list[str]:
   if c.eval.sets != 'auto':
     return [s for s in c.eval.sets.split(',') if s]
-  has_set5 = datasets.has_dataset('set5', c.data.data_dir or None)
-  return ['set5'] if has_set5 else ['embedded_test']
+  if datasets.has_dataset('set5', c.data.data_dir or None):
+    return ['set5']
+  explicit = _explicit_data_root(c)
+  if explicit:
+    raise datasets.DatasetError(
+        f'{explicit} does not hold the evaluation set: expected a set5/ folder of '
+        'images in it (or set config.eval.sets to sets or folders)')
+  return ['embedded_test']
 
 
-class _Preemption:
-  """Turns SIGTERM into a flag the loop checks, so it can checkpoint first."""
+class _StopSignal:
+  """SIGTERM as a flag; `should_stop` is the one decision the loop acts on."""
 
   def __init__(self):
     self.requested = False
@@ -106,17 +157,34 @@ class _Preemption:
     if self._previous is not None:
       signal.signal(signal.SIGTERM, self._previous)
 
+  def should_stop(self, sync_point: bool) -> bool:
+    """Whether to save and stop after this step. Read once per step: the
+    save and the exit follow this one answer.
+
+    A save is collective, so with several processes all must agree: they
+    compare flags at sync points only (logging steps, where the host waits
+    for the devices anyway), the same steps on every process.
+    """
+    if jax.process_count() == 1:
+      return self.requested
+    if not sync_point:
+      return False
+    flags = multihost_utils.process_allgather(np.int32(self.requested))
+    return bool(np.any(flags))
+
 
 def _check_finite(pending: list[tuple[int, dict]], ckpt) -> None:
   for step, metrics in pending:
     if not bool(jax.device_get(metrics['finite'])):
       loss = float(jax.device_get(metrics['train/loss']))
       gnorm = float(jax.device_get(metrics['train/grad_norm']))
+      last = ckpt.latest_step()
       raise NonFiniteError(
           f'non-finite loss or gradient at step {step} (loss={loss}, '
           f'grad_norm={gnorm}); the update was not applied and the run stops. '
-          f'Last checkpoint: step {ckpt.latest_step()} (intact). Lower '
-          'config.optim.lr or set config.optim.grad_clip_norm.')
+          + (f'Last checkpoint: step {last} (intact). ' if last is not None
+             else 'No checkpoint yet. ')
+          + 'Lower config.optim.lr or set config.optim.grad_clip_norm.')
 
 
 def _host_params(params):
@@ -124,25 +192,70 @@ def _host_params(params):
   return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
 
 
+def _prepare_workdir(workdir: epath.Path) -> None:
+  if workdir.exists() and not workdir.is_dir():
+    raise WorkdirError(f'--workdir {workdir} is a file; expected a folder (new or '
+                       'of an earlier run)')
+  workdir.mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def _one_run_per_workdir(workdir: epath.Path):
+  """Process 0 holds the workdir lock; every process learns whether it got it
+  (so that the others stop too rather than wait for process 0 forever)."""
+  with contextlib.ExitStack() as stack:
+    busy = None
+    if jax.process_index() == 0:
+      try:
+        stack.enter_context(workdir_lock.hold(workdir))
+      except workdir_lock.WorkdirBusyError as e:
+        busy = e
+    if jax.process_count() > 1:
+      if multihost_utils.broadcast_one_to_all(np.int32(busy is not None)) and busy is None:
+        busy = workdir_lock.WorkdirBusyError(
+            f'workdir {workdir} is in use by another run (process 0 could not lock it)')
+    if busy is not None:
+      raise busy
+    yield
+
+
+def _write_config(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
+  path = workdir / 'config.json'
+  tmp = workdir / 'config.json.tmp'
+  tmp.write_text(config.to_json_best_effort(indent=2))
+  tmp.replace(path)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        devices: list[jax.Device] | None = None) -> dict[str, Any]:
   """Trains `config` in `workdir`, resuming if it holds a checkpoint.
 
   `devices` defaults to every device of every process (the data axis).
+
+  Raises:
+    config_checks.ConfigError, datasets.DatasetError: bad settings or data,
+      before anything in the workdir changes.
+    workdir_lock.WorkdirBusyError: another run holds the workdir.
+    checkpointing.CheckpointError: a save failed, or no checkpoint restores.
+    NonFiniteError: the loss diverged (the last checkpoint is intact).
+    Preempted: SIGTERM; says whether the current step was saved.
   """
   devices = devices or jax.devices()
   config_checks.validate(config, len(devices))
   workdir = epath.Path(workdir)
-  is_chief = jax.process_index() == 0
-  if is_chief:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
+  if jax.process_index() == 0:
+    _prepare_workdir(workdir)
+  with _one_run_per_workdir(workdir), _StopSignal() as stop_signal:
+    return _train(config, workdir, devices, stop_signal)
 
+
+def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.Device],
+           stop_signal: _StopSignal) -> dict[str, Any]:
+  is_chief = jax.process_index() == 0
   mesh = Mesh(np.asarray(devices), ('data',))
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P('data'))
 
-  c = config
   model = models.get_model(c.model.name, scale=c.model.scale, channels=c.model.channels,
                            **c.model.kwargs.to_dict())
   scales = config_checks.train_scales(c)
@@ -161,59 +274,78 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   abstract = jax.eval_shape(init_state, jax.random.key(0))
   state_sharding = jax.tree.map(lambda _: replicated, abstract)
-  ckpt = checkpointing.Checkpointer(workdir, keep=c.checkpoint.keep,
-                                    use_async=c.checkpoint.use_async)
-  start = ckpt.latest_step()
-  if start is not None:
-    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                          abstract, state_sharding)
-    state = ckpt.restore(target)
-    logging.info('Resumed from %s at step %d', workdir / 'checkpoints', start)
-  else:
-    state = jax.jit(init_state, out_shardings=state_sharding)(
-        jax.random.key(c.train.seed))
-    start = 0
-  history = _trim_history(workdir, start) if is_chief else []
-  elapsed = next((r['train/elapsed_s'] for r in reversed(history)
-                  if 'train/elapsed_s' in r), 0.0)
-
-  writer = metric_writers.MetricWriter(workdir, enabled=is_chief)
+  # Evaluation and training sets first: a missing set fails before the
+  # workdir changes.
   benchmark_evaluators = [evaluators.build_evaluator(
       'benchmark', dataset=name, scales=scales, channels=c.model.channels,
       data_dir=data_dir, max_images=c.eval.max_images or None,
       max_shapes=c.eval.max_shapes)
       for name in _resolve_eval_sets(c)]
+  train_sets = _resolve_train_sets(c)
 
-  def run_eval(step):
-    predict = evaluators.model_predict(model, _host_params(state.params))
-    out = {}
-    for ev in benchmark_evaluators:
-      result, bicubic = ev.run(predict), ev.bicubic()
-      for i, scale in enumerate(scales):
-        key = evaluators.scale_key(scale)
-        prefixes = [f'eval/{ev.name}'] if i == 0 else []
-        if len(scales) > 1:
-          prefixes.append(f'eval/{ev.name}/{key}')
-        for prefix in prefixes:
-          out[f'{prefix}/psnr_y'] = result[key]['psnr_y']
-          out[f'{prefix}/ssim_y'] = result[key]['ssim_y']
-          out[f'{prefix}/bicubic_psnr_y'] = bicubic[key]['psnr_y']
-    first = f'eval/{benchmark_evaluators[0].name}'
-    logging.info('step %d: %s PSNR(Y) %.3f dB (bicubic %.3f), SSIM %.4f', step,
-                 benchmark_evaluators[0].name, out[f'{first}/psnr_y'],
-                 out[f'{first}/bicubic_psnr_y'], out[f'{first}/ssim_y'])
-    return out, out[f'{first}/psnr_y']
+  ckpt = checkpointing.Checkpointer(workdir, keep=c.checkpoint.keep,
+                                    use_async=c.checkpoint.use_async)
+  writer = None
+  try:
+    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                          abstract, state_sharding)
+    restored = ckpt.restore_newest(target)
+    if restored is not None:
+      state, start = restored
+      logging.info('Resumed from %s at step %d', workdir / 'checkpoints', start)
+    else:
+      state = jax.jit(init_state, out_shardings=state_sharding)(
+          jax.random.key(c.train.seed))
+      start = 0
+    sampler = None
+    if start < steps:
+      sampler = input_pipeline.PatchSampler(
+          input_pipeline.degrade_all(
+              input_pipeline.load_training_images(
+                  train_sets, data_dir, c.data.max_train_images or None),
+              scales, c.model.channels, max(patch_sizes.values())),
+          global_batch_size=c.train.batch_size, patch_sizes=patch_sizes,
+          seed=c.train.seed, augment=c.data.augment, process_index=jax.process_index(),
+          process_count=jax.process_count())
+    # The run starts: only now may it replace an earlier run's records.
+    history = metric_writers.trim_metrics(workdir, start) if is_chief else []
+    if is_chief:
+      _write_config(workdir, c)
+    writer = metric_writers.MetricWriter(workdir, enabled=is_chief)
 
-  final_metrics: dict[str, Any] = {}
-  if start < steps:
-    sampler = input_pipeline.PatchSampler(
-        input_pipeline.degrade_all(
-            input_pipeline.load_training_images(
-                _resolve_train_sets(c), data_dir, c.data.max_train_images or None),
-            scales, c.model.channels, max(patch_sizes.values())),
-        global_batch_size=c.train.batch_size, patch_sizes=patch_sizes,
-        seed=c.train.seed, augment=c.data.augment, process_index=jax.process_index(),
-        process_count=jax.process_count())
+    def run_eval(step):
+      predict = evaluators.model_predict(model, _host_params(state.params))
+      out = {}
+      for ev in benchmark_evaluators:
+        result, bicubic = ev.run(predict), ev.bicubic()
+        for i, scale in enumerate(scales):
+          key = evaluators.scale_key(scale)
+          prefixes = [f'eval/{ev.name}'] if i == 0 else []
+          if len(scales) > 1:
+            prefixes.append(f'eval/{ev.name}/{key}')
+          for prefix in prefixes:
+            out[f'{prefix}/psnr_y'] = result[key]['psnr_y']
+            out[f'{prefix}/ssim_y'] = result[key]['ssim_y']
+            out[f'{prefix}/bicubic_psnr_y'] = bicubic[key]['psnr_y']
+      first = f'eval/{benchmark_evaluators[0].name}'
+      logging.info('step %d: %s PSNR(Y) %.3f dB (bicubic %.3f), SSIM %.4f', step,
+                   benchmark_evaluators[0].name, out[f'{first}/psnr_y'],
+                   out[f'{first}/bicubic_psnr_y'], out[f'{first}/ssim_y'])
+      return out, out[f'{first}/psnr_y']
+
+    if sampler is None:
+      if steps == 0 or not history:
+        final_metrics, _ = run_eval(start)
+        writer.write(start, final_metrics)
+      else:
+        final_metrics = history[-1]
+      ckpt.wait()
+      return final_metrics
+    if stop_signal.should_stop(sync_point=True):
+      raise Preempted('SIGTERM before the first step: nothing new to save; '
+                      + _last_checkpoint_text(ckpt, workdir), None)
+    elapsed = next((r['train/elapsed_s'] for r in reversed(history)
+                    if 'train/elapsed_s' in r), 0.0)
     step_fn = jax.jit(
         functools.partial(train_step, model=model, tx=tx, schedule=schedule,
                           loss_kind=c.train.loss),
@@ -221,63 +353,66 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         out_shardings=(state_sharding, replicated), donate_argnums=0)
     to_device = lambda b: {k: jax.make_array_from_process_local_data(batch_sharding, v)
                            for k, v in b.items()}
+    final_metrics: dict[str, Any] = {}
     pending: list[tuple[int, dict]] = []
     t_mark, step_mark = time.perf_counter(), start
-    with _Preemption() as preempt:
-      for step, batch in input_pipeline.prefetch(sampler.batch, range(start, steps),
-                                                 to_device, depth=c.data.prefetch):
-        state, metrics = step_fn(state, batch)
-        pending.append((step, metrics))
-        done = step + 1
-        log_now = done % c.train.log_every == 0 or done == steps
-        eval_now = done % c.eval.every == 0 or done == steps
-        save_now = done % c.checkpoint.every == 0 or done == steps or preempt.requested
-        if not (log_now or eval_now or save_now):
-          continue
-        _check_finite(pending, ckpt)
-        row = {k: float(v) for k, v in jax.device_get(pending[-1][1]).items()
-               if k != 'finite'}
-        pending.clear()
-        now = time.perf_counter()
-        elapsed += now - t_mark
-        row['train/steps_per_s'] = (done - step_mark) / max(now - t_mark, 1e-9)
-        row['train/elapsed_s'] = elapsed
-        eta = (steps - done) / max(row['train/steps_per_s'], 1e-9)
-        logging.info('step %d/%d  loss %.5f  %.2f steps/s  ETA %.0f s', done, steps,
-                     row['train/loss'], row['train/steps_per_s'], eta)
-        if eval_now:
-          eval_row, psnr = run_eval(done)
-          row.update(eval_row)
+    for step, batch in input_pipeline.prefetch(sampler.batch, range(start, steps),
+                                               to_device, depth=c.data.prefetch):
+      state, metrics = step_fn(state, batch)
+      pending.append((step, metrics))
+      done = step + 1
+      ckpt.check()
+      log_now = done % c.train.log_every == 0 or done == steps
+      eval_now = done % c.eval.every == 0 or done == steps
+      stop = stop_signal.should_stop(sync_point=log_now or eval_now)
+      save_now = done % c.checkpoint.every == 0 or done == steps or stop
+      if not (log_now or eval_now or save_now):
+        continue
+      _check_finite(pending, ckpt)
+      row = {k: float(v) for k, v in jax.device_get(pending[-1][1]).items()
+             if k != 'finite'}
+      pending.clear()
+      now = time.perf_counter()
+      elapsed += now - t_mark
+      row['train/steps_per_s'] = (done - step_mark) / max(now - t_mark, 1e-9)
+      row['train/elapsed_s'] = elapsed
+      eta = (steps - done) / max(row['train/steps_per_s'], 1e-9)
+      logging.info('step %d/%d  loss %.5f  %.2f steps/s  ETA %.0f s', done, steps,
+                   row['train/loss'], row['train/steps_per_s'], eta)
+      psnr = None
+      if eval_now:
+        eval_row, psnr = run_eval(done)
+        row.update(eval_row)
+      # The row before the checkpoint: a kill in between leaves a row that
+      # the resume drops, never a saved step without its row.
+      writer.write(done, row)
+      final_metrics = row
+      try:
+        if psnr is not None:
           ckpt.save_if_best(done, state, psnr)
         if save_now:
           ckpt.save(done, state, force=True)
-        writer.write(done, row)
-        final_metrics = row
-        if preempt.requested:
-          logging.warning('SIGTERM: saved step %d, exiting', done)
-          ckpt.wait()
-          ckpt.close()
-          writer.close()
-          raise SystemExit(143)
-        t_mark, step_mark = time.perf_counter(), done
-  elif steps == 0 or not history:
-    final_metrics, _ = run_eval(start)
-    writer.write(start, final_metrics)
-  else:
-    final_metrics = history[-1]
-  ckpt.wait()
-  ckpt.close()
-  writer.close()
-  return final_metrics
+        if stop and not ckpt.committed(done):
+          raise checkpointing.CheckpointError(
+              f'step {done} is not in {workdir / "checkpoints"} after its save')
+      except checkpointing.CheckpointError as e:
+        if stop:
+          raise Preempted(f'SIGTERM: did not save step {done}: {e}', None) from None
+        raise
+      if stop:
+        raise Preempted(f'SIGTERM: saved step {done} in {workdir / "checkpoints"}; '
+                        'rerun the same command to resume', done)
+      t_mark, step_mark = time.perf_counter(), done
+    ckpt.wait()
+    return final_metrics
+  finally:
+    if writer is not None:
+      writer.close()
+    ckpt.close()
 
 
-def _trim_history(workdir: epath.Path, step: int) -> list[dict]:
-  """Drops metrics.jsonl rows logged after the checkpoint we resume from."""
-  rows = metric_writers.read_metrics(workdir)
-  kept = [r for r in rows if r['step'] <= step]
-  if len(kept) != len(rows):
-    path = workdir / 'metrics.jsonl'
-    tmp = path.parent / 'metrics.jsonl.tmp'
-    tmp.write_text(''.join(json.dumps(r) + '\n' for r in kept))
-    tmp.replace(path)
-  return kept
+def _last_checkpoint_text(ckpt: checkpointing.Checkpointer, workdir: epath.Path) -> str:
+  last = ckpt.latest_step()
+  if last is None:
+    return 'no checkpoint yet'
+  return f'the last checkpoint is step {last} in {workdir / "checkpoints"}'

@@ -291,7 +291,7 @@ def test_resume_drops_metrics_logged_after_the_checkpoint(tmp_path):
   for step in (10, 20, 30, 40):
     writer.write(step, {'train/loss': 1.0 / step})
   writer.close()
-  kept = train._trim_history(train.epath.Path(tmp_path), 20)
+  kept = metric_writers.trim_metrics(tmp_path, 20)
   assert [r['step'] for r in kept] == [10, 20]
   assert [r['step'] for r in metric_writers.read_metrics(tmp_path)] == [10, 20]
   assert not (tmp_path / 'metrics.jsonl.tmp').exists()
