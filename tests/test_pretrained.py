@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from configs import common
 from jaxsr import checkpointing
-from jaxsr import config_base
 from jaxsr import models
 from jaxsr import pretrained
 from jaxsr import upscale
@@ -27,7 +27,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 def exported(tmp_path_factory):
   """(folder, params): a random `ees` x2 run exported by the CLI as `eeds`."""
   workdir = tmp_path_factory.mktemp('run')
-  (workdir / 'config.json').write_text(config_base.base_config('ees').to_json())
+  (workdir / 'config.json').write_text(common.base_config('ees').to_json())
   params = models.get_model('ees', scale=2).init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
   ckpt = checkpointing.Checkpointer(workdir, use_async=False)
   ckpt.save(0, {'step': 0, 'params': params}, force=True)
@@ -145,6 +145,7 @@ def test_upscale_with_damaged_weights_is_one_line(copy, tmp_path, monkeypatch, c
     (['list', '--workdir=x'], '--workdir: only for export'),
     (['export', '--dir=x', '--workdir=w'], '--dir: only for list'),
     (['export'], 'give exactly one of --workdir and --checkpoint'),
+    (['export', '--workdir=/no/such/run'], '--workdir=/no/such/run: no config.json there'),
     (['export', '--wokdir=w'], "Unknown command line flag 'wokdir'"),
 ])
 def test_usage_errors_are_one_line(args, message, capsys):
@@ -155,7 +156,7 @@ def test_usage_errors_are_one_line(args, message, capsys):
 
 def test_bad_scores_file_is_named(tmp_path, capsys):
   (tmp_path / 'scores.json').write_text('{"set5": ')
-  assert pretrained_cli.main(['export', f'--workdir={tmp_path}',
+  assert pretrained_cli.main(['export', f'--checkpoint={tmp_path}',
                               f'--scores={tmp_path}/scores.json']) == 1
   err = capsys.readouterr().err.strip().splitlines()
   assert err == [f'error: --scores={tmp_path}/scores.json: not valid JSON '

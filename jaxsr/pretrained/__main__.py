@@ -94,6 +94,10 @@ def _read_scores(path: str) -> dict:
 def _export() -> int:
   if bool(_WORKDIR.value) == bool(_CHECKPOINT.value):
     raise command_line.UsageError('export: give exactly one of --workdir and --checkpoint')
+  if _WORKDIR.value and not (pathlib.Path(_WORKDIR.value) / 'config.json').is_file():
+    raise command_line.UsageError(
+        f'--workdir={_WORKDIR.value}: no config.json there, so not a training workdir '
+        '(a bare checkpoint folder goes to --checkpoint, with --model and --scale)')
   scores = _read_scores(_SCORES.value) if _SCORES.value else None
   path = pretrained.export(_WORKDIR.value or _CHECKPOINT.value, _NAME.value, _SCALE.value,
                            _OUT_DIR.value, model=_MODEL.value,
