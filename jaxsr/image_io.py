@@ -8,8 +8,10 @@ read off their values: a maximum up to 1 means [0, 1], up to 255 means
 [0, 255], up to 65535 means [0, 65535]; negative values clip to 0, and larger
 or non-finite values are refused rather than guessed. A file with several
 frames (animated GIF, multi-page TIFF) gives its first, with a
-`MultiFrameWarning`. A file that cannot be used raises `ImageReadError`, one
-line naming the file and the reason. Truncated files always fail (Pillow would pad them if some
+`MultiFrameWarning`.
+
+A file that cannot be used raises `ImageReadError`, one line naming the file
+and the reason. Truncated files always fail (Pillow would pad them if some
 other code set `ImageFile.LOAD_TRUNCATED_IMAGES`), and PNG chunk checksums
 are verified, so damaged data never turns into plausible pixels.
 
@@ -112,7 +114,7 @@ def _load(open_fn, source: str) -> Image.Image:
         frames = getattr(img, 'n_frames', 1)
         if frames > 1:
           warnings.warn(f'{source}: has {frames} frames; only the first is used',
-                        MultiFrameWarning, stacklevel=2)
+                        MultiFrameWarning)
         return ImageOps.exif_transpose(img)
   except UnidentifiedImageError:
     raise ImageReadError(f'{source}: not an image file Pillow can read') from None
