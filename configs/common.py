@@ -83,9 +83,10 @@ def format_args(args: Mapping[str, Any]) -> str:
 def base_config(model: str, *, scale: float = 2, channels: int = 1
                 ) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  # The model's constructor fields are keys of c.model too: a config sets
+  # those its paper fixes; jaxsr.main adds the others (None: the default).
   c.model = ml_collections.ConfigDict(
-      {'name': model, 'scale': float(scale), 'channels': channels,
-       'kwargs': ml_collections.ConfigDict()})
+      {'name': model, 'scale': float(scale), 'channels': channels})
   # 'auto': the 291 set (t91 + bsd200) when the data root has it, else the
   # embedded photos. scales: () trains on model.scale only.
   c.data = ml_collections.ConfigDict({
@@ -105,8 +106,9 @@ def base_config(model: str, *, scale: float = 2, channels: int = 1
   c.checkpoint = ml_collections.ConfigDict({'every': 1000, 'keep': 3, 'use_async': True})
   # 'auto': Set5 when the data root has it, else the embedded held-out photos.
   # max_shapes: LR shapes compiled per set and scale (evaluators.plan_buckets).
-  c.eval = ml_collections.ConfigDict({'sets': 'auto', 'every': 1000, 'max_images': 0,
-                                      'max_shapes': EVAL_MAX_SHAPES})
+  # kind: the evaluator, by its name in jaxsr.evaluators.EVALUATORS.
+  c.eval = ml_collections.ConfigDict({'kind': 'benchmark', 'sets': 'auto', 'every': 1000,
+                                      'max_images': 0, 'max_shapes': EVAL_MAX_SHAPES})
   return c
 
 
@@ -218,11 +220,16 @@ def check_key(c: ml_collections.ConfigDict, key: str) -> Any:
 
 def apply_overrides(c: ml_collections.ConfigDict, overrides: Mapping[str, Any]
                     ) -> ml_collections.ConfigDict:
-  """Set existing dotted keys ('optim.lr', 'model.kwargs.upsampling') on a copy."""
+  """Set dotted keys ('optim.lr', 'model.upsampling') on a copy.
+
+  Keys must exist, except the model's constructor fields (model.<field>),
+  which jaxsr checks against the model.
+  """
   c = ml_collections.ConfigDict(c.to_dict())
   for key, value in overrides.items():
     try:
-      check_key(c, key)
+      if key.count('.') != 1 or not key.startswith('model.'):
+        check_key(c, key)
     except ConfigArgumentError as e:
       raise ConfigArgumentError(f'override {key}: {e}') from None
     parent, _, leaf = key.rpartition('.')

@@ -6,7 +6,7 @@ r"""The decomposition model: LR = smooth (convolutional sparse coding) + residua
 The smooth part S is bicubic-upscaled, the residual R is upscaled by a CNN on
 its bicubic-upscaled version; outputs are summed. Φ and φ (the horizontal and
 vertical gradient weights of the closed-form FFT solve) are model fields:
---config.model.kwargs.phi_h=... Training is ours: Adam 1e-3, cosine, 291 set.
+--config.model.phi_h=... Training is ours: Adam 1e-3, cosine, 291 set.
 """
 
 from configs import common

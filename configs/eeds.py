@@ -29,7 +29,7 @@ def get_config(arg=None):
   a = common.parse_arg(arg, variant='eeds', scale=2, upsampling='deconv',
                        runlocal=False)
   c = common.base_config(a.variant, scale=a.scale)
-  c.model.kwargs.upsampling = a.upsampling
+  c.model.upsampling = a.upsampling
   c.data.patch_size = 20
   common.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=60)
   c.optim.grad_clip_norm = 0.1

@@ -1,14 +1,22 @@
-"""Checks a training config against the models and optimisers it names.
+"""Training configs as the library reads them: loaded with the model's fields, then checked.
 
 Configs (configs/*.py) are leaves that import no part of jaxsr, so what only
-the library knows (registered models, their scales and fields, optimisers,
-schedules) is checked here, once, before anything is compiled or loaded; each
-error names the offending key.
+the library knows is added or checked here. `define_config_flag` loads a
+config file as ml_collections' config_flags does and adds a key for every
+constructor field of its model, so `--config.model.<field>=...` overrides any
+of them. `validate` checks models, scales, fields, optimisers and schedules
+once, before anything is compiled or loaded; each error names the key.
 """
 
 from __future__ import annotations
 
+import re
+import sys
+from typing import Sequence
+
+from absl import flags
 import ml_collections
+from ml_collections import config_flags
 
 from jaxsr import models
 from jaxsr import optim
@@ -65,11 +73,29 @@ def validate(c: ml_collections.ConfigDict, device_count: int) -> None:
     raise ConfigError(f'config.optim.schedule.name={c.optim.schedule.name!r}; '
                       f'valid: {optim.SCHEDULES}')
   try:
+    model = models.from_config(c.model)
+    _check_field_types(c.model, model)
     # Tracing (not compiling) init surfaces bad field values such as an
     # unknown upsampling mode.
-    models.abstract_variables(models.from_config(c.model))
+    models.abstract_variables(model)
+  except ConfigError:
+    raise
   except (ValueError, TypeError) as e:
-    raise ConfigError(f'config.model.kwargs: {e}') from None
+    raise ConfigError(f'config.model: {e}') from None
+
+
+def _check_field_types(group: ml_collections.ConfigDict, model) -> None:
+  """Field values typed like the model's defaults (command-line values are literals)."""
+  defaults = models.get_model(group.name, scale=model.scale, channels=model.channels)
+  for field, value in models.config_kwargs(group).items():
+    default = getattr(defaults, field)
+    kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,),
+             tuple: (tuple, list), list: (tuple, list)}.get(type(default))
+    wrong = kinds and (not isinstance(value, kinds) or
+                       (isinstance(value, bool) and bool not in kinds))
+    if wrong:
+      raise ConfigError(f'config.model.{field}={value!r}: {group.name} expects a value '
+                        f'of type {type(default).__name__}, like {default!r}')
 
 
 def _check_data(c: ml_collections.ConfigDict, scales: tuple[float, ...]) -> None:
@@ -81,3 +107,61 @@ def _check_data(c: ml_collections.ConfigDict, scales: tuple[float, ...]) -> None
     if lr_side < 1:
       raise ConfigError(f'config.data.hr_patch_size={hr_patch} is smaller than the '
                         f'scale x{s:g}: no LR pixel fits')
+
+
+def with_model_fields(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`c` with a `model.<field>` key for each constructor field it does not set.
+
+  The added keys hold None, which keeps the model's default (see
+  `models.config_kwargs`), and take any literal on the command line; the
+  value is checked when the model is built (`validate`).
+  """
+  with c.unlocked():
+    for field in models.config_fields(c.model.name):
+      if field not in c.model:
+        c.model[field] = ml_collections.config_dict.placeholder(object)
+  return c
+
+
+class _ConfigWithModelFields(flags.ArgumentParser):
+  """config_flags' config file parser, then the model's fields, before overrides."""
+
+  def __init__(self, name: str, file_parser: flags.ArgumentParser,
+               sys_argv: Sequence[str] | None):
+    self.name = name
+    self._file_parser = file_parser
+    self._sys_argv = sys_argv
+
+  def flag_type(self):
+    return self._file_parser.flag_type()
+
+  def parse(self, path):
+    config = self._file_parser.parse(path)
+    if not (isinstance(config, ml_collections.ConfigDict)
+            and isinstance(config.get('model'), ml_collections.ConfigDict)):
+      return config
+    try:
+      with_model_fields(config)
+    except ValueError:
+      pass  # An unknown model: validate() names the valid ones.
+    else:
+      # Unknown model fields are named with the valid ones (config_flags
+      # itself would only suggest the closest key).
+      prefix = rf'^--?{re.escape(self.name)}\.model\.'
+      for arg in self._sys_argv or sys.argv:
+        key = re.sub(prefix, '', arg).split('=')[0] if re.match(prefix, arg) else None
+        if key and '.' not in key and key not in config.model:
+          raise ValueError(f'--{self.name}.model.{key}: {config.model.name} has no field '
+                           f'{key!r}; valid: {sorted(config.model)}')
+    return config
+
+
+def define_config_flag(name: str, help_string: str,
+                       flag_values: flags.FlagValues = flags.FLAGS,
+                       sys_argv: Sequence[str] | None = None) -> flags.FlagHolder:
+  """`--name=FILE[:ARG]` as config_flags.DEFINE_config_file, with the model's fields."""
+  holder = config_flags.DEFINE_config_file(name, None, help_string, flag_values=flag_values,
+                                           lock_config=True, sys_argv=sys_argv)
+  flag = flag_values[name]
+  flag.parser = _ConfigWithModelFields(name, flag.parser, sys_argv)
+  return holder

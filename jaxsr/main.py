@@ -22,12 +22,12 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-from ml_collections import config_flags
 
+from jaxsr import config_checks
 from jaxsr.cpu import host_memory
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Training config file.',
-                                          lock_config=True)
+# Every field of the config's model is a key too: --config.model.<field>=...
+_CONFIG = config_checks.define_config_flag('config', 'Training config file.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Folder for checkpoints and metrics.')
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, 'Data root holding set5/, t91/, ... (default: $JAXSR_DATA_DIR, '

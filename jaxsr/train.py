@@ -256,8 +256,7 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P('data'))
 
-  model = models.get_model(c.model.name, scale=c.model.scale, channels=c.model.channels,
-                           **c.model.kwargs.to_dict())
+  model = models.from_config(c.model)
   scales = config_checks.train_scales(c)
   data_dir = c.data.data_dir or None
   patch_sizes = {s: input_pipeline.lr_patch_size(s, c.data.patch_size, c.data.hr_patch_size)

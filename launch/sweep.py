@@ -43,7 +43,6 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 import jax  # noqa: E402
 import ml_collections  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
 from configs import common  # noqa: E402
 from jaxsr import config_checks  # noqa: E402
@@ -111,8 +110,8 @@ def _name_part(v: Any) -> str:
 def _parse(config_arg: str, overrides: Sequence[str]) -> ml_collections.ConfigDict:
   argv = ['jaxsr.main', f'--config={config_arg}', *overrides]
   flag_values = flags.FlagValues()
-  holder = config_flags.DEFINE_config_file('config', None, flag_values=flag_values,
-                                           lock_config=True, sys_argv=argv)
+  holder = config_checks.define_config_flag('config', 'Training config file.',
+                                            flag_values=flag_values, sys_argv=argv)
   try:
     flag_values(argv)
     return holder.value

@@ -1,4 +1,4 @@
-"""configs/: leaves (no jax, flax or jaxsr when loaded), their arguments and sweeps."""
+"""configs/: leaves (no jax, flax or jaxsr when loaded), their arguments, sweeps and model fields."""
 
 import importlib.util
 import json
@@ -8,11 +8,16 @@ import subprocess
 import sys
 import textwrap
 
+from absl import flags
+import jax
 import pytest
 
 from configs import common
+from jaxsr import config_checks
 from jaxsr import evaluators
 from jaxsr import models
+from jaxsr import runs
+from jaxsr import train
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 CONFIGS = sorted(p for p in (REPO / 'configs').glob('*.py')
@@ -127,3 +132,93 @@ def test_apply_overrides_sets_a_copy_and_rejects_unknown_keys():
   with pytest.raises(common.ConfigArgumentError, match='config.train.steps is a value'):
     common.apply_overrides(c, {'train.steps.x': 5})
   assert common.check_key(c, 'optim.schedule') is not None
+
+
+# --- Every constructor field of every model is a config key (--config.model.<field>). ---
+
+# For each registered model: a config (file, argument) that trains it, and a field to change.
+FIELD_CHANGES = {
+    'bicubic': ('bicubic.py', '', 'dtype', 'bfloat16'),
+    'srcnn': ('srcnn.py', '', 'features', (32, 16)),
+    'srcnn_955': ('srcnn.py', 'variant=955', 'kernel_sizes', (9, 3, 5)),
+    'fsrcnn': ('fsrcnn.py', '', 'd', 32),
+    'espcn': ('espcn.py', '', 'activation', 'relu'),
+    'vdsr': ('vdsr.py', '', 'depth', 5),
+    'edsr_baseline': ('edsr.py', '', 'num_blocks', 4),
+    'edsr': ('edsr.py', 'variant=edsr', 'res_scale', 0.2),
+    'csc_decomp': ('csc_decomp.py', '', 'phi_h', 5.0),
+    'eed': ('eeds.py', 'variant=eed', 'features', 32),
+    'ees': ('eeds.py', 'variant=ees', 'shallow_features', (8, 16)),
+    'eeds': ('eeds.py', '', 'num_residual_units', 3),
+    'dcnn': ('dcnn.py', '', 'num_residual_units', 2),
+    'dscnn': ('dcnn.py', 'variant=dscnn', 'global_residual', True),
+}
+
+
+def parse_main_flags(*argv: str):
+  """The config jaxsr.main builds from these flags (a fresh set of absl flags)."""
+  argv = ['main', *argv]
+  values = flags.FlagValues()
+  holder = config_checks.define_config_flag('config', 'config', flag_values=values,
+                                            sys_argv=argv)
+  values(argv)
+  return holder.value
+
+
+def test_every_registered_model_has_a_field_change():
+  assert set(FIELD_CHANGES) == set(models.list_models())
+
+
+@pytest.mark.parametrize('name', sorted(FIELD_CHANGES))
+def test_every_model_field_is_a_config_key(name):
+  file, arg, field, value = FIELD_CHANGES[name]
+  config = str(REPO / 'configs' / file) + (f':{arg}' if arg else '')
+  c = parse_main_flags(f'--config={config}', f'--config.model.{field}={value}')
+  assert c.model.name == name
+  config_checks.validate(c, device_count=1)
+  default = models.get_model(name, scale=c.model.scale, channels=c.model.channels)
+  assert getattr(models.from_config(c.model), field) == value != getattr(default, field)
+  # The fields the command line leaves alone keep the model's defaults.
+  unchanged = parse_main_flags(f'--config={config}')
+  assert models.from_config(unchanged.model) == models.from_config(c.model).clone(
+      **{field: getattr(default, field)})
+
+
+def test_an_unknown_model_field_is_named_with_the_valid_ones():
+  with pytest.raises(flags.Error, match=r"--config.model.num_residual_unit: eeds has no field "
+                                        r"'num_residual_unit'; valid: \[.*'num_residual_units'"):
+    parse_main_flags(f'--config={REPO / "configs" / "eeds.py"}',
+                     '--config.model.num_residual_unit=3')
+
+
+def test_a_model_field_of_the_wrong_type_names_the_key():
+  c = parse_main_flags(f'--config={REPO / "configs" / "eeds.py"}',
+                       '--config.model.num_residual_units=three')
+  with pytest.raises(config_checks.ConfigError,
+                     match=r"config.model.num_residual_units='three': eeds expects a value "
+                           r"of type int, like 2"):
+    config_checks.validate(c, device_count=1)
+
+
+def test_workdirs_written_with_model_kwargs_still_load():
+  """Before fields were keys, config.json held them under model.kwargs."""
+  config = runs.read_config(REPO / 'docs' / 'results' / 'runs' / 'name-eeds_upsampling-unpool')
+  assert config['model']['kwargs'] == {'upsampling': 'unpool'}
+  assert models.from_config(config['model']).upsampling == 'unpool'
+  assert models.config_kwargs({'name': 'eeds', 'upsampling': None, 'features': 8}) == {
+      'features': 8}
+
+
+def test_training_builds_the_model_a_field_override_asks_for(tmp_path):
+  """Issue 16's command, in process: jaxsr.main --config=configs/eeds.py:runlocal
+  --config.model.num_residual_units=3 (with a tiny run)."""
+  c = parse_main_flags(f'--config={REPO / "configs" / "eeds.py"}:runlocal',
+                       '--config.model.num_residual_units=3', '--config.train.steps=1',
+                       '--config.train.batch_size=2', '--config.data.max_train_images=1',
+                       '--config.eval.max_images=1', '--config.checkpoint.use_async=False')
+  train.train_and_evaluate(c, tmp_path, devices=jax.devices()[:1])
+  _, model, params, config = runs.load_trained(str(tmp_path), None, None)
+  assert config['model']['num_residual_units'] == 3 and model.num_residual_units == 3
+  default = models.get_model('eeds', scale=2)
+  assert (len(jax.tree.leaves(params))
+          > len(jax.tree.leaves(models.abstract_variables(default))))

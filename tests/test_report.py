@@ -28,7 +28,7 @@ SET = 'embedded_test'  # three 256×256 photos inside scikit-image: no data root
 
 def tiny_config(model, scale, steps, scales=(), **kwargs):
   c = common.base_config(model, scale=scale)
-  c.model.kwargs.update(kwargs)
+  c.model.update(kwargs)
   c.data.train = 'embedded_train'
   c.data.max_train_images = 2
   c.data.scales = scales

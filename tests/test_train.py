@@ -80,7 +80,7 @@ def test_config_arguments_are_checked():
                             r'the device count \(4\)'),
     ('data.scales', (2, 3), r'config.data.scales.*learned stride'),
     ('optim.name', 'lamb', r"config.optim.name='lamb'"),
-    ('model.kwargs.upsampling', 'pixelshuffle', r'config.model.kwargs'),
+    ('model.upsampling', 'pixelshuffle', r'config.model: .*pixelshuffle'),
     ('eval.max_shapes', -1, r'config.eval.max_shapes=-1 must be >= 0'),
 ])
 def test_invalid_config_names_the_key(key, value, message):
@@ -107,7 +107,7 @@ def photo_dirs(tmp_path_factory):
 
 def tiny_config(photo_dirs, steps=6, batch_size=8):
   c = common.base_config('espcn', scale=2)
-  c.model.kwargs.features = (8, 8)
+  c.model.features = (8, 8)
   c.data.train = str(photo_dirs / 'train')
   c.data.patch_size = 6
   c.train.steps = steps

@@ -162,13 +162,22 @@ def get_model(name: str, *, scale: float, channels: int = 1,
   return entry.module(scale=scale, channels=int(channels), **kwargs)
 
 
+def config_kwargs(model_config) -> dict[str, Any]:
+  """The fields a config's `model` group sets (a ConfigDict or its JSON dict).
+
+  Fields are keys of the group, None keeping the model's default; workdirs
+  written before that hold them under `kwargs`.
+  """
+  group = model_config.to_dict() if hasattr(model_config, 'to_dict') else dict(model_config)
+  fields = {k: v for k, v in group.items()
+            if k not in ('name', 'scale', 'channels', 'kwargs') and v is not None}
+  return {**fields, **(group.get('kwargs') or {})}
+
+
 def from_config(model_config) -> nn.Module:
   """The model of a config's `model` group (a ConfigDict or its JSON dict)."""
-  kwargs = model_config.get('kwargs') or {}
-  if hasattr(kwargs, 'to_dict'):
-    kwargs = kwargs.to_dict()
   return get_model(model_config['name'], scale=model_config['scale'],
-                   channels=model_config['channels'], **kwargs)
+                   channels=model_config['channels'], **config_kwargs(model_config))
 
 
 def at_scale(name: str, model: nn.Module, scale: float) -> nn.Module:
@@ -190,4 +199,4 @@ def abstract_variables(model: nn.Module):
 
 
 __all__ = ['ModelInfo', 'abstract_variables', 'at_scale', 'config_fields',
-           'from_config', 'get_model', 'list_models', 'model_info', 'VALID_CHANNELS']
+           'config_kwargs', 'from_config', 'get_model', 'list_models', 'model_info', 'VALID_CHANNELS']

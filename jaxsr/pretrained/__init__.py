@@ -194,6 +194,7 @@ def export(source: str | os.PathLike, name: str | None = None,
   """
   import flax.serialization
   import jax
+  from jaxsr import models
   from jaxsr import runs
 
   source = pathlib.Path(source)
@@ -213,7 +214,7 @@ def export(source: str | os.PathLike, name: str | None = None,
       'model': model_name,
       'scale': float(sr_model.scale),
       'channels': int(sr_model.channels),
-      'kwargs': cfg.get('model', {}).get('kwargs', {}),
+      'kwargs': models.config_kwargs(cfg['model']) if 'model' in cfg else {},
       'sha256': sha256(blob),
       'parameters': sum(int(p.size) for p in jax.tree.leaves(params)),
       'source': str(source),
