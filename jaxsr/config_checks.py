@@ -23,6 +23,10 @@ from jaxsr import optim
 
 LOSSES = ('mse', 'l1')
 
+# Flags defined here (define_config_flag) belong to the calling module, so
+# that its --help lists them.
+flags.disclaim_key_flags()
+
 
 class ConfigError(ValueError):
   """An invalid config; the message names the key."""

@@ -222,3 +222,10 @@ def test_training_builds_the_model_a_field_override_asks_for(tmp_path):
   default = models.get_model('eeds', scale=2)
   assert (len(jax.tree.leaves(params))
           > len(jax.tree.leaves(models.abstract_variables(default))))
+
+
+def test_the_config_flag_belongs_to_the_module_defining_it():
+  """So that `python -m jaxsr.main --help` lists --config."""
+  values = flags.FlagValues()
+  config_checks.define_config_flag('config', 'Training config file.', flag_values=values)
+  assert values.find_module_defining_flag('config') == __name__
