@@ -5,7 +5,8 @@
 For every registered model (channels=1, ×2, one 256×256 LR input) it counts
 parameters from `jax.eval_shape` and FLOPs from XLA's cost analysis of the
 compiled forward pass (nothing is run: a multiply-add counts as 2 FLOPs, the
-bicubic upsampling inside a model included). Prints a Markdown table, writes
+bicubic upsampling inside a model included), the model built with Flax's own
+layers (XLA's convolutions: a custom call has no FLOP count). Prints a Markdown table, writes
 benchmarks/results/model_zoo.json and replaces README.md's section between
 `<!-- model-zoo:start -->` and `<!-- model-zoo:end -->` (docs/model_zoo.md
 when the README has no such markers).
@@ -27,7 +28,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import readme_section  # noqa: E402
 from jaxsr import models  # noqa: E402
-from jaxsr.models import conv  # noqa: E402
+from jaxsr.models import backend  # noqa: E402
 
 SCALE = 2
 LR_SIZE = 256
@@ -41,13 +42,12 @@ def total_flops(cost: Any) -> float:
 
 
 def measure(name: str) -> dict[str, Any]:
-  model = models.get_model(name, scale=SCALE, channels=1)
+  model = models.get_model(name, scale=SCALE, channels=1, **backend.XLA_FACTORIES)
   lr = jax.ShapeDtypeStruct((1, LR_SIZE, LR_SIZE, 1), jnp.float32)
   params = jax.eval_shape(model.init, jax.random.key(0), lr)
   num_params = sum(int(np.prod(p.shape))
                    for p in jax.tree_util.tree_leaves(params))
-  with conv.implementation('xla'):  # custom calls (oneDNN) have no FLOP count
-    compiled = jax.jit(model.apply).lower(params, lr).compile()
+  compiled = jax.jit(model.apply).lower(params, lr).compile()
   info = models.model_info(name)
   return {
       'name': name,

@@ -30,19 +30,14 @@ sys.path.insert(0, str(REPO))
 
 def build(name, args, convs='auto'):
   """{label: (compiled fn, args)} for one model, its convolutions by `convs`
-  (jaxsr.models.conv.implementation: 'auto', 'onednn', 'chunked', 'xla')."""
-  from jaxsr.models import conv
-  with conv.implementation(convs):
-    return _build(name, args)
-
-
-def _build(name, args):
+  (jaxsr.cpu.conv.IMPLEMENTATIONS: 'auto', 'onednn', 'chunked', 'xla')."""
   import jax
   import jax.numpy as jnp
   import ml_collections
   import numpy as np
   from jaxsr import models, optim, train
-  model = models.get_model(name, scale=args.scale, channels=1)
+  from jaxsr.cpu import conv
+  model = models.get_model(name, scale=args.scale, channels=1, **conv.factories(convs))
   rng = np.random.default_rng(0)
   hr_side = args.patch * args.scale
   batch = {'lr': jnp.asarray(rng.random((args.batch, args.patch, args.patch, 1), np.float32)),

@@ -13,15 +13,17 @@ compared on the same weights):
   the project's own `jaxsr.train.train_step` (which also computes the
   gradient norm and the non-finite guard) with the optimiser from
   `jaxsr.optim.build_optimizer`, jitted with the state donated, as training
-  does. Its convolutions are jaxsr.models.conv's choice ('auto': oneDNN on a
-  one-device CPU run where it is available and the conv is not tiny);
-  --convs=auto,chunked,xla also times jaxsr with XLA's convolutions (kernel
-  gradient chunked over images, or XLA's own as before issue 7), each
-  alternated with the others in the same process.
+  does. Its convolutions are those get_model gives a one-device CPU run
+  (jaxsr.models.backend: jaxsr.cpu.conv 'auto', oneDNN where it is available
+  and the conv is not tiny); --convs=auto,chunked,xla also times jaxsr with
+  XLA's convolutions (kernel gradient chunked over images, or XLA's own as
+  before issue 7), and `flax` with Flax's own layers (what a run without
+  jaxsr.cpu gets), each alternated with the others in the same process.
   PyTorch: zero_grad(set_to_none), loss.backward(), SGD.step(), eager.
   Reported in patches/s.
-* FLOPs are XLA's count of the step compiled with XLA's convolutions (a
-  custom call has no cost analysis), credited to every implementation.
+* FLOPs are XLA's count of the step compiled with Flax's own layers
+  (backend.XLA_FACTORIES: a custom call has no cost analysis), credited to
+  every implementation.
 * infer: one LR image of --infer_sizes² (batch 1), in megapixels of SR
   output per second; PyTorch under inference_mode().
 * VDSR takes the bicubic-upsampled image. jaxsr upsamples inside the model
@@ -78,8 +80,8 @@ def parse_args(argv=None):
   p.add_argument('--threads', type=int, default=os.cpu_count())
   p.add_argument('--xla_flags', default='', help='appended to $XLA_FLAGS')
   p.add_argument('--convs', default='auto',
-                 help='jaxsr convolution implementations to time (jaxsr.models.conv.'
-                      'IMPLEMENTATIONS); the first is "jaxsr" in the ratio rows')
+                 help='jaxsr convolution implementations to time (jaxsr.cpu.conv.'
+                      'IMPLEMENTATIONS, or flax); the first is "jaxsr" in the ratio rows')
   p.add_argument('--check', action='store_true',
                  help='copy jaxsr weights into torch and compare outputs first')
   p.add_argument('--json_out', default=str(RESULTS))
@@ -116,6 +118,15 @@ class PeakRSS:
     self.mb = (self.peak - self.base) / 2**20
 
 
+def conv_factories(impl):
+  """The models' conv factories for --convs entry `impl`."""
+  from jaxsr.models import backend
+  if impl == 'flax':
+    return backend.XLA_FACTORIES
+  from jaxsr.cpu import conv
+  return conv.factories(impl)
+
+
 def jax_setup(name, mode, args, size=None, impl='auto'):
   """(run(): one call, blocking; FLOPs of one call; compile s; XLA MB; n params; variables)."""
   import functools
@@ -124,9 +135,9 @@ def jax_setup(name, mode, args, size=None, impl='auto'):
   import ml_collections
   import numpy as np
   from jaxsr import models, optim, train
-  from jaxsr.models import conv
 
-  model = models.get_model(name, scale=args.scale, channels=1)
+  model, xla_model = (models.get_model(name, scale=args.scale, channels=1, **conv_factories(c))
+                      for c in (impl, 'flax'))
   rng = np.random.default_rng(0)
   variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1), jnp.float32))
   n_params = sum(x.size for x in jax.tree.leaves(variables))
@@ -139,8 +150,7 @@ def jax_setup(name, mode, args, size=None, impl='auto'):
     hr_side = args.patch * args.scale
     batch = {'lr': jnp.asarray(rng.random((args.batch, args.patch, args.patch, 1), np.float32)),
              'hr': jnp.asarray(rng.random((args.batch, hr_side, hr_side, 1), np.float32))}
-    # A new jit wrapper per convolution choice: traces are cached per function.
-    make_step = lambda: jax.jit(functools.partial(
+    make_step = lambda model: jax.jit(functools.partial(
         train.train_step, model=model, tx=tx, schedule=schedule, loss_kind='mse'),
         donate_argnums=0)
     call_args = (state, batch)
@@ -152,17 +162,15 @@ def jax_setup(name, mode, args, size=None, impl='auto'):
       jax.block_until_ready(metrics['train/loss'])
   else:
     x = jnp.asarray(rng.random((1, size, size, 1), np.float32))
-    make_step = lambda: jax.jit(lambda v, lr: model.apply(v, lr))
+    make_step = lambda model: jax.jit(model.apply)
     call_args = (variables, x)
 
     def run():
       compiled(variables, x).block_until_ready()
   t0 = time.perf_counter()
-  with conv.implementation(impl):
-    compiled = make_step().lower(*call_args).compile()
+  compiled = make_step(model).lower(*call_args).compile()
   compile_s = time.perf_counter() - t0
-  with conv.implementation('xla'):
-    cost = make_step().lower(*call_args).compile().cost_analysis()
+  cost = make_step(xla_model).lower(*call_args).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   mem = compiled.memory_analysis()
   xla_mb = (mem.argument_size_in_bytes + mem.output_size_in_bytes
@@ -324,9 +332,9 @@ def main(argv=None):
   if args.xla_flags:
     os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' ' + args.xla_flags).strip()
   os.environ.setdefault('JAX_PLATFORMS', 'cpu')
-  from jaxsr.cpu import host_memory
+  from jaxsr.models import backend
   # As jaxsr's entry points do; it holds for the whole process, PyTorch too.
-  kept = host_memory.keep_freed_memory()
+  kept = backend.keep_freed_memory()
   import jax
   import torch
   from jaxsr.cpu import onednn_conv

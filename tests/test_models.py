@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,8 +13,10 @@ import pytest
 from jaxsr import models
 from jaxsr.protocol.imresize import imresize
 from jaxsr.protocol.imresize import imresize_jax
+from jaxsr.models import backend
 from jaxsr.models import csc_decomp
 from jaxsr.models import layers
+from jaxsr.models import sizing
 
 # Channels=1 parameter counts per scale. A registered model missing here
 # fails the registry walk: add it with its count checked against the paper.
@@ -272,9 +273,49 @@ def test_mixed_precision_dtype_field():
 def test_every_module_has_contract_fields():
   for name in models.list_models():
     model = models.get_model(name, scale=2)
-    assert isinstance(model, nn.Module)
+    assert isinstance(model, sizing.SRModel)
+    family = (sizing.BicubicInputModel if models.model_info(name).works_on_bicubic
+              else sizing.LearnedUpsamplingModel)
+    assert isinstance(model, family)
     assert isinstance(model.scale, float) and model.channels == 1
     assert 'dtype' in models.config_fields(name)
+    assert not set(backend.XLA_FACTORIES) & set(models.config_fields(name))
+    assert model == models.get_model(name, scale=2)  # the same factories
+
+
+# Smaller than registered where compiling three implementations would be slow.
+FAST_PATH_OVERRIDES = {'edsr': {'num_blocks': 2}, 'edsr_baseline': {'num_blocks': 2},
+                       'vdsr': {'depth': 8}}
+
+
+@pytest.mark.parametrize('name', models.list_models())
+def test_fast_path_on_and_off(name, monkeypatch):
+  """The CPU fast path (oneDNN, and the chunked kernel gradient) against
+  Flax's own layers: the same parameter tree, the same outputs (1e-5) and
+  forward-mode derivatives (jax.jvp; custom_vjp would fail here)."""
+  conv = pytest.importorskip('jaxsr.cpu.conv')
+  from jaxsr.cpu import onednn_conv
+  monkeypatch.setattr(conv, 'CHUNK_BYTES', 1)  # chunks of one image
+  lr = jnp.stack([_lr(seed=0, hw=(9, 10))[0], _lr(seed=1, hw=(9, 10))[0]])
+  kwargs = dict(scale=2, **FAST_PATH_OVERRIDES.get(name, {}))
+  xla = models.get_model(name, **kwargs, **backend.XLA_FACTORIES)
+  params = xla.init(_key(), lr)
+  tangents = jax.tree.map(lambda a: jnp.cos(jnp.arange(a.size, dtype=a.dtype)).reshape(a.shape),
+                          (params, lr))
+
+  def outputs(model):
+    return jax.jit(lambda p, x: jax.jvp(model.apply, (p, x), tangents))(params, lr)
+
+  want = outputs(xla)
+  scale = max(float(jnp.abs(want[1]).max()), 1.0)
+  for impl in ['chunked'] + ['onednn'] * onednn_conv.available():
+    fast = models.get_model(name, **kwargs, **conv.factories(impl))
+    assert fast != xla
+    assert (jax.tree.map(jnp.shape, jax.eval_shape(fast.init, _key(), lr))
+            == jax.tree.map(jnp.shape, params))
+    got = outputs(fast)
+    np.testing.assert_allclose(got[0], want[0], atol=1e-5)
+    np.testing.assert_allclose(got[1], want[1], atol=1e-5 * scale)
 
 
 def test_unknown_name_lists_valid_names():

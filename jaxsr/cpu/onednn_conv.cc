@@ -1,6 +1,7 @@
-// 2-D stride-1 convolutions with bias and optional ReLU (NHWC activations,
-// HWIO kernels, float32) and their gradients, run by oneDNN, as XLA FFI
-// handlers for the CPU. Built and loaded by jaxsr/kernels/onednn_conv.py.
+// 2-D stride-1 convolutions (NHWC activations, HWIO kernels, float32) and
+// their input and kernel gradients, run by oneDNN, as XLA FFI handlers for
+// the CPU. Built and loaded by jaxsr/cpu/onednn_conv.py (the bias and any
+// activation are XLA's, fused there with other elementwise work).
 #include <array>
 #include <cstdint>
 #include <cstdlib>
@@ -27,27 +28,23 @@ dnnl::engine& Engine() {
   return engine;
 }
 
-// n, h, w, c (input), kh, kw, k (kernel), ho, wo (output), pads t, b, l, r,
-// relu.
-using Key = std::array<int64_t, 14>;
+// n, h, w, c (input), kh, kw, k (kernel), ho, wo (output), pads t, b, l, r.
+using Key = std::array<int64_t, 13>;
 
 struct Geometry {
   Key key;
-  memory::desc src, dst, weights_any, weights_user, bias;
+  memory::desc src, dst, weights_any, weights_user;
   memory::dims strides{1, 1}, pad_l, pad_r;
-  bool relu;
 };
 
 // From the dimensions of the input (NHWC), kernel (HWIO) and output (NHWC).
 template <typename Dims>
 Geometry MakeGeometry(Dims x, Dims w, Dims y, int64_t pt, int64_t pb, int64_t pl,
-                      int64_t pr, int64_t relu) {
+                      int64_t pr) {
   int64_t n = x[0], h = x[1], wd = x[2], c = x[3], kh = w[0], kw = w[1], k = w[3];
   int64_t ho = y[1], wo = y[2];
   Geometry g;
-  g.key = {n, h, wd, c, kh, kw, k, ho, wo, pt, pb, pl, pr, relu};
-  g.relu = relu != 0;
-  g.bias = memory::desc({k}, kF32, tag::a);
+  g.key = {n, h, wd, c, kh, kw, k, ho, wo, pt, pb, pl, pr};
   g.src = memory::desc({n, c, h, wd}, kF32, tag::nhwc);
   g.dst = memory::desc({n, k, ho, wo}, kF32, tag::nhwc);
   g.weights_any = memory::desc({k, c, kh, kw}, kF32, tag::any);
@@ -57,22 +54,17 @@ Geometry MakeGeometry(Dims x, Dims w, Dims y, int64_t pt, int64_t pb, int64_t pl
   return g;
 }
 
-dnnl::primitive_attr UserScratchpad(bool relu = false) {
+dnnl::primitive_attr UserScratchpad() {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  if (relu) {
-    dnnl::post_ops ops;
-    ops.append_eltwise(dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-    attr.set_post_ops(ops);
-  }
   return attr;
 }
 
 dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g) {
   return dnnl::convolution_forward::primitive_desc(
       Engine(), dnnl::prop_kind::forward_training,
-      dnnl::algorithm::convolution_direct, g.src, g.weights_any, g.bias, g.dst,
-      g.strides, g.pad_l, g.pad_r, UserScratchpad(g.relu));
+      dnnl::algorithm::convolution_direct, g.src, g.weights_any, g.dst, g.strides,
+      g.pad_l, g.pad_r, UserScratchpad());
 }
 
 // Primitives are built once per geometry (their JIT kernels with them) and
@@ -101,7 +93,7 @@ const Primitives& GetPrimitives(const Geometry& g) {
     p->data = dnnl::convolution_backward_data(p->data_pd);
     p->weights_pd = dnnl::convolution_backward_weights::primitive_desc(
         Engine(), dnnl::algorithm::convolution_direct, g.src, g.weights_any,
-        g.bias, g.dst, g.strides, g.pad_l, g.pad_r, p->fwd_pd, UserScratchpad());
+        g.dst, g.strides, g.pad_l, g.pad_r, p->fwd_pd, UserScratchpad());
     p->weights = dnnl::convolution_backward_weights(p->weights_pd);
     slot = std::move(p);
   }
@@ -157,30 +149,20 @@ ffi::Error Catch(const std::function<void()>& body) {
   return ffi::Error::Success();
 }
 
-void RunForward(const Geometry& g, float* x, float* w, float* b, float* y) {
+void RunForward(const Geometry& g, float* x, float* w, float* y) {
   const Primitives& p = GetPrimitives(g);
   dnnl::stream stream(Engine());
   memory kernel = KernelFor(p.fwd_pd.weights_desc(), g, w, stream);
   p.fwd.execute(stream, {{DNNL_ARG_SRC, memory(g.src, Engine(), x)},
                          {DNNL_ARG_WEIGHTS, kernel},
-                         {DNNL_ARG_BIAS, memory(g.bias, Engine(), b)},
                          {DNNL_ARG_DST, memory(g.dst, Engine(), y)},
                          {DNNL_ARG_SCRATCHPAD, Scratchpad(p.fwd_pd.scratchpad_desc())}});
   stream.wait();
 }
 
-// Kernel and bias gradients; with ReLU, dy is first masked by y > 0 into
-// `masked`, which the input gradient then reads.
-void RunBackwardWeights(const Geometry& g, float* x, float* y, float* dy, float* dw,
-                        float* db, float* masked) {
+void RunBackwardWeights(const Geometry& g, float* x, float* dy, float* dw) {
   const Primitives& p = GetPrimitives(g);
   dnnl::stream stream(Engine());
-  if (g.relu) {
-    int64_t size = g.dst.get_size() / sizeof(float);
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < size; ++i) masked[i] = y[i] > 0.f ? dy[i] : 0.f;
-    dy = masked;
-  }
   memory user(g.weights_user, Engine(), dw);
   const memory::desc& got = p.weights_pd.diff_weights_desc();
   bool packed = !(got == g.weights_user);
@@ -188,7 +170,6 @@ void RunBackwardWeights(const Geometry& g, float* x, float* y, float* dy, float*
   p.weights.execute(stream, {{DNNL_ARG_SRC, memory(g.src, Engine(), x)},
                              {DNNL_ARG_DIFF_DST, memory(g.dst, Engine(), dy)},
                              {DNNL_ARG_DIFF_WEIGHTS, diff},
-                             {DNNL_ARG_DIFF_BIAS, memory(g.bias, Engine(), db)},
                              {DNNL_ARG_SCRATCHPAD, Scratchpad(p.weights_pd.scratchpad_desc())}});
   if (packed) dnnl::reorder(diff, user).execute(stream, diff, user);
   stream.wait();
@@ -208,32 +189,26 @@ void RunBackwardData(const Geometry& g, float* dy, float* w, float* dx) {
 using Buf = ffi::Buffer<ffi::F32>;
 using Out = ffi::ResultBuffer<ffi::F32>;
 
-// x: NHWC, w: HWIO, b: (K,), y: NHWC.
-ffi::Error Forward(Buf x, Buf w, Buf b, Out y, int64_t pt, int64_t pb, int64_t pl,
-                   int64_t pr, int64_t relu) {
-  Geometry g = MakeGeometry(x.dimensions(), w.dimensions(), y->dimensions(), pt, pb, pl,
-                            pr, relu);
-  return Catch([&] { RunForward(g, Data(x), Data(w), Data(b), Data(*y)); });
+// x: NHWC, w: HWIO, y: NHWC.
+ffi::Error Forward(Buf x, Buf w, Out y, int64_t pt, int64_t pb, int64_t pl, int64_t pr) {
+  Geometry g = MakeGeometry(x.dimensions(), w.dimensions(), y->dimensions(), pt, pb, pl, pr);
+  return Catch([&] { RunForward(g, Data(x), Data(w), Data(*y)); });
 }
 
-// y: the forward output, read only with relu; masked: dy masked by y > 0
-// (with relu; else a 1-element placeholder).
-ffi::Error BackwardWeights(Buf x, Buf y, Buf dy, Out dw, Out db, Out masked, int64_t pt,
-                           int64_t pb, int64_t pl, int64_t pr, int64_t relu) {
+ffi::Error BackwardWeights(Buf x, Buf dy, Out dw, int64_t pt, int64_t pb, int64_t pl,
+                           int64_t pr) {
   Geometry g = MakeGeometry(x.dimensions(), dw->dimensions(), dy.dimensions(), pt, pb,
-                            pl, pr, relu);
-  return Catch([&] {
-    RunBackwardWeights(g, Data(x), Data(y), Data(dy), Data(*dw), Data(*db), Data(*masked));
-  });
+                            pl, pr);
+  return Catch([&] { RunBackwardWeights(g, Data(x), Data(dy), Data(*dw)); });
 }
 
 // after: the kernel gradient, unused: it orders the two gradients' calls
 // (XLA could run them at once, and two oneDNN thread teams share the cores
 // badly), while XLA can still drop this one where dx is not needed.
 ffi::Error BackwardData(Buf dy, Buf w, Buf after, Out dx, int64_t pt, int64_t pb,
-                        int64_t pl, int64_t pr, int64_t relu) {
+                        int64_t pl, int64_t pr) {
   Geometry g = MakeGeometry(dx->dimensions(), w.dimensions(), dy.dimensions(), pt, pb,
-                            pl, pr, relu);
+                            pl, pr);
   return Catch([&] { RunBackwardData(g, Data(dy), Data(w), Data(*dx)); });
 }
 
@@ -241,22 +216,16 @@ ffi::Error BackwardData(Buf dy, Buf w, Buf after, Out dx, int64_t pt, int64_t pb
   .Attr<int64_t>("pad_top")        \
       .Attr<int64_t>("pad_bottom") \
       .Attr<int64_t>("pad_left")   \
-      .Attr<int64_t>("pad_right")  \
-      .Attr<int64_t>("relu")
+      .Attr<int64_t>("pad_right")
 
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
     JaxsrConvForward, Forward,
-    ffi::Ffi::Bind().Arg<Buf>().Arg<Buf>().Arg<Buf>().Ret<Buf>() JAXSR_ATTRS);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxsrConvBackwardWeights, BackwardWeights,
-                              ffi::Ffi::Bind()
-                                  .Arg<Buf>()
-                                  .Arg<Buf>()
-                                  .Arg<Buf>()
-                                  .Ret<Buf>()
-                                  .Ret<Buf>()
-                                  .Ret<Buf>() JAXSR_ATTRS);
+    ffi::Ffi::Bind().Arg<Buf>().Arg<Buf>().Ret<Buf>() JAXSR_ATTRS);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    JaxsrConvBackwardWeights, BackwardWeights,
+    ffi::Ffi::Bind().Arg<Buf>().Arg<Buf>().Ret<Buf>() JAXSR_ATTRS);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
     JaxsrConvBackwardData, BackwardData,
     ffi::Ffi::Bind().Arg<Buf>().Arg<Buf>().Arg<Buf>().Ret<Buf>() JAXSR_ATTRS);

@@ -1,20 +1,26 @@
 """oneDNN convolutions for XLA:CPU (the library PyTorch's CPU convolutions use).
 
-XLA:CPU (jaxlib 0.10) runs convolutions with YNNPACK, which on the 2-core
-machines measured in benchmarks/RESULTS.md reaches about half of oneDNN's
-speed on SR training shapes (16×40×40×64: one thread, 97 vs 213 GFLOP/s).
-This module compiles `onednn_conv.cc` (three XLA FFI handlers: forward
-with bias and optional ReLU, kernel + bias gradient, input gradient) against
-the oneDNN of the `onednn-cpu-gomp` wheels (a dependency on Linux x86-64)
-with the system's C++ compiler, once per source/library/jax version, into
-the user's cache, and registers them with JAX. `conv2d` is a stride-1
-NHWC/HWIO float32 convolution + bias (+ ReLU) whose forward pass and
-gradients run there.
+XLA:CPU runs convolutions with YNNPACK, which on the 2-core machines of
+benchmarks/RESULTS.md reaches about half of oneDNN's speed on SR training
+shapes. This module compiles `onednn_conv.cc` (three XLA FFI handlers:
+forward, kernel gradient, input gradient) against the oneDNN of the
+`onednn-cpu-gomp` wheels (a dependency on Linux x86-64) with the system's
+C++ compiler, once per source/library/jax version, into the user's cache,
+and registers them with JAX.
+
+`conv2d` is a stride-1 NHWC/HWIO float32 convolution without bias (nn.Conv
+adds it; XLA fuses the bias with the activation). It is a JAX primitive
+whose derivative is a second, linear primitive (`_tangent_p`): forward-mode
+autodiff evaluates that one by oneDNN forward calls, reverse mode transposes
+it into the kernel gradient followed by the input gradient (one after the
+other: two oneDNN thread teams at once share the cores badly; XLA drops the
+input gradient where nothing needs it, a first layer). A `custom_vjp` would
+be simpler but breaks `jax.jvp`.
 
 `available()` is False, with the reason in `unavailable_reason()`, when
 oneDNN is not installed, no compiler is found, the build fails, or
-JAXSR_ONEDNN=0 is set; jaxsr.models.conv, which decides where oneDNN is
-used, then keeps XLA's convolutions.
+JAXSR_ONEDNN=0 is set; jaxsr.cpu.conv, which decides where oneDNN is used,
+then keeps XLA's convolutions.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ import subprocess
 import tempfile
 
 import jax
+from jax.extend.core import Primitive
+from jax.interpreters import ad
+from jax.interpreters import batching
+from jax.interpreters import mlir
 import jax.numpy as jnp
 import numpy as np
 
@@ -56,7 +66,8 @@ def _onednn_paths():
   lib = _distribution_file('onednn-cpu-gomp', 'libdnnl.so')
   header = _distribution_file('onednn-devel-cpu-gomp', 'dnnl.hpp')
   if lib is None or header is None:
-    return 'oneDNN is not installed (pip install -e ".[onednn]")'
+    return ('oneDNN is not installed (pip install onednn-cpu-gomp==2023.2.0 '
+            'onednn-devel-cpu-gomp==2023.2.0; Linux x86-64 only)')
   include = header.parent.parent if header.parent.name == 'dnnl' else header.parent
   return include, lib.parent
 
@@ -125,39 +136,94 @@ def unavailable_reason() -> str | None:
   return _state['reason']
 
 
-def _call(kind, out_shapes, pads, relu, *operands):
-  (pt, pb), (pl, pr) = pads
-  out = [jax.ShapeDtypeStruct(s, jnp.float32) for s in out_shapes]
-  return jax.ffi.ffi_call(f'jaxsr_onednn_{kind}', out, vmap_method='sequential')(
-      *operands, pad_top=np.int64(pt), pad_bottom=np.int64(pb),
-      pad_left=np.int64(pl), pad_right=np.int64(pr), relu=np.int64(relu))
-
-
 def output_shape(x_shape, w_shape, pads):
   (pt, pb), (pl, pr) = pads
   return (x_shape[0], x_shape[1] + pt + pb - w_shape[0] + 1,
           x_shape[2] + pl + pr - w_shape[1] + 1, w_shape[3])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def conv2d(x, w, b, pads, relu=False):
-  """Stride-1 conv + bias (+ ReLU): x NHWC, w HWIO, b (K,), float32;
-  pads ((top, bottom), (left, right))."""
-  return _call('fwd', [output_shape(x.shape, w.shape, pads)], pads, relu, x, w, b)[0]
+def _call(kind, out_shape, pads, *operands):
+  (pt, pb), (pl, pr) = pads
+  out = jax.ShapeDtypeStruct(out_shape, jnp.float32)
+  return jax.ffi.ffi_call(f'jaxsr_onednn_{kind}', out, vmap_method='sequential')(
+      *operands, pad_top=np.int64(pt), pad_bottom=np.int64(pb),
+      pad_left=np.int64(pl), pad_right=np.int64(pr))
 
 
-def _fwd(x, w, b, pads, relu):
-  y = conv2d(x, w, b, pads, relu)
-  return y, (x, w, y if relu else None)
+def _forward(x, w, pads):
+  return _call('fwd', output_shape(x.shape, w.shape, pads), pads, x, w)
 
 
-def _bwd(pads, relu, residuals, dy):
-  x, w, y = residuals
-  dw, db, masked = _call('bwd_weights', [w.shape, w.shape[-1:], dy.shape if relu else (1,)],
-                         pads, relu, x, dy if y is None else y, dy)
-  # A separate call, so that XLA drops it where dx is unused (a first layer).
-  dx, = _call('bwd_data', [x.shape], pads, relu, masked if relu else dy, w, dw)
-  return dx, dw, db
+def _tangent(*operands, pads, has_dx, has_dw):
+  """conv(dx, w) + conv(x, dw) for the tangents present: operands are
+  ([dx], [dw], x, w)."""
+  *tangents, x, w = operands
+  tangents = iter(tangents)
+  terms = ([_forward(next(tangents), w, pads)] if has_dx else []) + (
+      [_forward(x, next(tangents), pads)] if has_dw else [])
+  return functools.reduce(jnp.add, terms)
 
 
-conv2d.defvjp(_fwd, _bwd)
+_conv_p = Primitive('jaxsr_onednn_conv')
+_tangent_p = Primitive('jaxsr_onednn_conv_tangent')
+
+
+def conv2d(x, w, pads):
+  """Stride-1 conv: x NHWC, w HWIO, float32; pads ((top, bottom), (left, right))."""
+  return _conv_p.bind(x, w, pads=tuple(tuple(int(p) for p in pair) for pair in pads))
+
+
+def _abstract(*operands, pads, **unused):
+  *_, x, w = operands
+  return jax.core.ShapedArray(output_shape(x.shape, w.shape, pads), jnp.float32)
+
+
+def _conv_jvp(primals, tangents, *, pads):
+  x, w = primals
+  present = [type(t) is not ad.Zero for t in tangents]
+  y = _conv_p.bind(x, w, pads=pads)
+  if not any(present):  # JAX skips the rule then; kept for clarity
+    return y, jnp.zeros_like(y)
+  operands = [t for t, p in zip(tangents, present) if p]
+  return y, _tangent_p.bind(*operands, x, w, pads=pads, has_dx=present[0],
+                            has_dw=present[1])
+
+
+def _tangent_transpose(dy, *operands, pads, has_dx, has_dw):
+  """The kernel gradient, then the input gradient, of the tangents present."""
+  *tangents, x, w = operands
+  wanted = iter(ad.is_undefined_primal(t) for t in tangents)
+  want_dx, want_dw = has_dx and next(wanted), has_dw and next(wanted)
+  dx = dw = None
+  if type(dy) is not ad.Zero:
+    if want_dw:
+      dw = _call('bwd_weights', w.shape, pads, x, dy)
+    if want_dx:
+      after = jnp.zeros((1,), jnp.float32) if dw is None else dw
+      dx = _call('bwd_data', x.shape, pads, dy, w, after)
+  return ([dx] if has_dx else []) + ([dw] if has_dw else []) + [None, None]
+
+
+def _batch_by_map(primitive):
+  """vmap as a loop over the batch (lax.map), each step the primitive itself
+  (so that the result stays differentiable)."""
+  def rule(operands, dims, **params):
+    mapped = [i for i, d in enumerate(dims) if d is not None]
+
+    def one(slices):
+      args = list(operands)
+      for i, s in zip(mapped, slices):
+        args[i] = s
+      return primitive.bind(*args, **params)
+    return jax.lax.map(one, [jnp.moveaxis(operands[i], dims[i], 0) for i in mapped]), 0
+  return rule
+
+
+for _p, _impl in ((_conv_p, lambda x, w, *, pads: _forward(x, w, pads)),
+                  (_tangent_p, _tangent)):
+  _p.def_impl(_impl)
+  _p.def_abstract_eval(_abstract)
+  mlir.register_lowering(_p, mlir.lower_fun(_impl, multiple_results=False), platform='cpu')
+  batching.primitive_batchers[_p] = _batch_by_map(_p)
+ad.primitive_jvps[_conv_p] = _conv_jvp
+ad.primitive_transposes[_tangent_p] = _tangent_transpose

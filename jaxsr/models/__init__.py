@@ -7,7 +7,9 @@
 
 Models on the bicubic input (scales 'any') upsample inside the model with the
 MATLAB-compatible `imresize_jax`, so data, loss and evaluation are the same
-for every model. channels=1 is the papers' Y-channel setting, 3 is RGB.
+for every model. channels=1 is the papers' Y-channel setting, 3 is RGB. The
+contract's fields and input checks are `sizing.SRModel`'s; get_model fills
+the convolution factories from `backend` (the CPU fast path's door).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, NamedTuple
 
 import flax.linen as nn
 
+from jaxsr.models import backend
 from jaxsr.models.bicubic import Bicubic
 from jaxsr.models.csc_decomp import CSCDecomp
 from jaxsr.models.dcnn import DCNN
@@ -123,17 +126,18 @@ def config_fields(name: str) -> list[str]:
   """The fields settable through get_model's **overrides."""
   module = _entry(name).module
   return [f.name for f in dataclasses.fields(module)
-          if f.init and f.name not in ('parent', 'name', 'scale', 'channels')]
+          if f.init and f.name not in ('parent', 'name', 'scale', 'channels',
+                                       *backend.XLA_FACTORIES)]
 
 
 def _check_scale(name: str, scales: str | tuple[int, ...], scale: Any) -> float:
+  """The scale as the float every model holds, or a ValueError."""
   is_real = (isinstance(scale, numbers.Real) and not isinstance(scale, bool)
-             and math.isfinite(float(scale)) and float(scale) > 0)
-  if scales == 'any':
-    if not is_real:
-      raise ValueError(f'{name}: scale must be a positive real number '
-                       f'(valid scales: any), got {scale!r}')
-  elif not is_real or float(scale) not in [float(s) for s in scales]:
+             and math.isfinite(scale) and scale > 0)
+  if scales == 'any' and not is_real:
+    raise ValueError(f'{name}: scale must be a positive real number '
+                     f'(valid scales: any), got {scale!r}')
+  if scales != 'any' and not (is_real and scale in scales):
     raise ValueError(f'{name}: unsupported scale {scale!r}; valid scales: '
                      f'{list(scales)}')
   return float(scale)
@@ -144,22 +148,24 @@ def get_model(name: str, *, scale: float, channels: int = 1,
   """Builds registered model `name` for ×scale on `channels` channels.
 
   overrides set module fields (see `config_fields(name)`) on top of the
-  registry's defaults, e.g. get_model('eeds', scale=2, upsampling='unpool').
-  Raises a ValueError listing what is valid for an unknown name, an
-  unsupported scale, channels other than 1 or 3, or an unknown field.
+  registry's defaults, e.g. get_model('eeds', scale=2, upsampling='unpool'),
+  and may replace the convolution factories (`conv`, `conv_transpose`:
+  `backend.conv_factories()` by default; `**backend.XLA_FACTORIES` for
+  Flax's own). Raises a ValueError listing what is valid for an unknown
+  name, an unsupported scale, channels other than 1 or 3, or an unknown field.
   """
   entry = _entry(name)
-  scale = _check_scale(name, entry.scales, scale)
+  checked_scale = _check_scale(name, entry.scales, scale)
   if channels not in VALID_CHANNELS or isinstance(channels, bool):
     raise ValueError(f'{name}: channels must be 1 (Y) or 3 (RGB), got '
                      f'{channels!r}')
   valid = config_fields(name)
-  unknown = sorted(set(overrides) - set(valid))
+  unknown = sorted(set(overrides) - set(valid) - set(backend.XLA_FACTORIES))
   if unknown:
     raise ValueError(f'{name}: unknown override field(s) {unknown}; valid '
                      f'fields: {valid}')
-  kwargs = {**entry.defaults, **overrides}
-  return entry.module(scale=scale, channels=int(channels), **kwargs)
+  kwargs = {**backend.conv_factories(), **entry.defaults, **overrides}
+  return entry.module(scale=checked_scale, channels=int(channels), **kwargs)
 
 
 def config_kwargs(model_config) -> dict[str, Any]:
@@ -182,12 +188,13 @@ def from_config(model_config) -> nn.Module:
 
 def at_scale(name: str, model: nn.Module, scale: float) -> nn.Module:
   """`model` for ×scale: only models on the bicubic input share weights across scales."""
-  if float(scale) == float(model.scale):
+  scale = _check_scale(name, 'any', scale)
+  if scale == model.scale:
     return model
   if not model_info(name).works_on_bicubic:
     raise ValueError(f'{name} was trained for x{model.scale:g} (learned upsampling) '
-                     f'and cannot upscale x{float(scale):g}; use x{model.scale:g}')
-  return model.clone(scale=float(scale))
+                     f'and cannot upscale x{scale:g}; use x{model.scale:g}')
+  return model.clone(scale=scale)
 
 
 def abstract_variables(model: nn.Module):

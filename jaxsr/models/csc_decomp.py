@@ -12,7 +12,7 @@ domain: Ẑ = conj(f̂)·Ŷ / (|f̂|² + Φ|ĥ|² + φ|v̂|²).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -80,7 +80,7 @@ def decompose(y: jnp.ndarray, phi_h: float,
   return smooth, y - smooth
 
 
-class CSCDecomp(nn.Module):
+class CSCDecomp(sizing.BicubicInputModel):
   """S is bicubic-upscaled, R is bicubic-upscaled then refined by an SRCNN.
 
   Works on the bicubic input, so any real scale. Choices (this project's,
@@ -90,23 +90,24 @@ class CSCDecomp(nn.Module):
   = 10 are unverified against the paper. Convolutions in the decomposition
   are circular (FFT); R absorbs the boundary effects since S + R = Y exactly.
   """
-  scale: float = 2.0
-  channels: int = 1
   phi_h: float = 10.0
   phi_v: float = 10.0
   features: Sequence[int] = (64, 32)
   kernel_sizes: Sequence[int] = (9, 1, 5)
   activation: str = 'relu'
-  dtype: Any = jnp.float32
+
+  @property
+  def model_name(self) -> str:
+    return 'csc_decomp'
 
   @nn.compact
   def __call__(self, lr: jnp.ndarray,
                output_size: Sequence[int] | None = None) -> jnp.ndarray:
-    sizing.check_channels(lr, self.channels, 'csc_decomp')
+    self.check_input(lr)
     smooth, residual = decompose(lr, self.phi_h, self.phi_v)
     smooth = sizing.bicubic_upsample(smooth, self.scale, output_size)
     residual = sizing.bicubic_upsample(residual, self.scale, output_size)
     detail = layers.ConvChain(self.features, self.kernel_sizes, self.channels,
                               activation=self.activation, dtype=self.dtype,
-                              name='residual_net')(residual.astype(self.dtype))
+                              conv=self.conv, name='residual_net')(residual.astype(self.dtype))
     return (smooth + detail.astype(jnp.float32)).astype(lr.dtype)

@@ -21,22 +21,23 @@ class DeepHRNet(nn.Module):
   activation: str
   residual_post_activation: bool
   dtype: Any
+  conv: layers.ModuleDef
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    x = layers.conv_act(x, self.features, (3, 3), self.activation, padding='SAME',
-                        dtype=self.dtype, name='extract')
+    act = layers.get_activation(self.activation)
+    x = act(self.conv(self.features, (3, 3), dtype=self.dtype, name='extract')(x))
     for i in range(self.num_residual_units):
       x = layers.ResidualUnit(
           self.features, 3, activation=self.activation,
           post_activation=self.residual_post_activation, dtype=self.dtype,
-          name=f'unit{i}')(x)
+          conv=self.conv, name=f'unit{i}')(x)
     return layers.MultiScaleReconstruction(
-        self.channels, activation=self.activation, dtype=self.dtype,
+        self.channels, activation=self.activation, dtype=self.dtype, conv=self.conv,
         name='reconstruct')(x)
 
 
-class DCNN(nn.Module):
+class DCNN(sizing.BicubicInputModel):
   """Deep CNN on the bicubic-upsampled input; with_shallow adds a 3-layer
   SRCNN-like network whose output is summed (DSCNN, trained jointly).
 
@@ -51,8 +52,6 @@ class DCNN(nn.Module):
   learning); off by default, like SRCNN and EEDS. Works on the bicubic
   input, so any real scale.
   """
-  scale: float = 2.0
-  channels: int = 1
   with_shallow: bool = False
   features: int = 64
   num_residual_units: int = 3
@@ -61,22 +60,21 @@ class DCNN(nn.Module):
   shallow_features: Sequence[int] = (64, 32)
   shallow_kernel_sizes: Sequence[int] = (9, 1, 5)
   global_residual: bool = False
-  dtype: Any = jnp.float32
 
-  @nn.compact
-  def __call__(self, lr: jnp.ndarray,
-               output_size: Sequence[int] | None = None) -> jnp.ndarray:
-    name = 'dscnn' if self.with_shallow else 'dcnn'
-    sizing.check_channels(lr, self.channels, name)
-    x = sizing.bicubic_upsample(lr, self.scale, output_size)
-    x = x.astype(self.dtype)
+  @property
+  def model_name(self) -> str:
+    return 'dscnn' if self.with_shallow else 'dcnn'
+
+  def network(self, upsampled: jnp.ndarray) -> jnp.ndarray:
+    x = upsampled.astype(self.dtype)
     out = DeepHRNet(self.channels, self.features, self.num_residual_units,
                     self.activation, self.residual_post_activation,
-                    self.dtype, name='deep')(x)
+                    self.dtype, self.conv, name='deep')(x)
     if self.with_shallow:
       out = out + layers.ConvChain(
           self.shallow_features, self.shallow_kernel_sizes, self.channels,
-          activation=self.activation, dtype=self.dtype, name='shallow')(x)
+          activation=self.activation, dtype=self.dtype, conv=self.conv,
+          name='shallow')(x)
     if self.global_residual:
       out = out + x
-    return out.astype(lr.dtype)
+    return out

@@ -5,6 +5,7 @@ Convolutional Networks" (arXiv:1607.07680).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -16,70 +17,60 @@ from jaxsr.models import sizing
 
 class DeepBranch(nn.Module):
   """EED: LR features, learned ×s upsampling, mapping, multi-scale output."""
-  factor: int
   channels: int
-  upsampling: str
-  upsampling_kernel: int
   num_residual_units: int
   features: int
   upsampling_features: int
   activation: str
   residual_post_activation: bool
   dtype: Any
+  conv: layers.ModuleDef
+  upsample: layers.ModuleDef  # layers.LearnedUpsampling but for its width
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     act = layers.get_activation(self.activation)
+    conv = functools.partial(self.conv, dtype=self.dtype)
 
     def residual_unit(name):
       return layers.ResidualUnit(
           self.features, 3, activation=self.activation,
           post_activation=self.residual_post_activation, dtype=self.dtype,
-          name=name)
+          conv=self.conv, name=name)
 
     # Feature extraction in LR space.
-    x = layers.conv_act(x, self.features, (3, 3), self.activation, padding='SAME',
-                        dtype=self.dtype, name='extract')
+    x = act(conv(self.features, (3, 3), name='extract')(x))
     x = residual_unit('extract_residual')(x)
     # Upsampling: 1×1 shrink, learned ×s, 1×1 expand.
-    x = layers.conv_act(x, self.upsampling_features, (1, 1), self.activation,
-                        dtype=self.dtype, name='shrink')
-    x = act(layers.LearnedUpsampling(
-        self.upsampling_features, self.factor, self.upsampling_kernel,
-        self.upsampling, dtype=self.dtype, name='upsample')(x))
-    x = layers.conv_act(x, self.features, (1, 1), self.activation, dtype=self.dtype,
-                        name='expand')
+    x = act(conv(self.upsampling_features, (1, 1), name='shrink')(x))
+    x = act(self.upsample(self.upsampling_features, name='upsample')(x))
+    x = act(conv(self.features, (1, 1), name='expand')(x))
     # Mapping in HR space.
     for i in range(self.num_residual_units):
       x = residual_unit(f'map{i}')(x)
     return layers.MultiScaleReconstruction(
-        self.channels, activation=self.activation, dtype=self.dtype,
+        self.channels, activation=self.activation, dtype=self.dtype, conv=self.conv,
         name='reconstruct')(x)
 
 
 class ShallowBranch(nn.Module):
   """EES: conv 3×3 to 4, learned ×s upsampling to 8, conv 5×5 to C."""
-  factor: int
   channels: int
-  upsampling: str
-  upsampling_kernel: int
   features: Sequence[int]
   activation: str
   dtype: Any
+  conv: layers.ModuleDef
+  upsample: layers.ModuleDef
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     act = layers.get_activation(self.activation)
-    x = layers.conv_act(x, self.features[0], (3, 3), self.activation, padding='SAME',
-                        dtype=self.dtype, name='extract')
-    x = act(layers.LearnedUpsampling(
-        self.features[1], self.factor, self.upsampling_kernel,
-        self.upsampling, dtype=self.dtype, name='upsample')(x))
-    return layers.Conv(self.channels, (5, 5), padding='SAME', dtype=self.dtype,
-                       name='reconstruct')(x)
+    x = act(self.conv(self.features[0], (3, 3), dtype=self.dtype, name='extract')(x))
+    x = act(self.upsample(self.features[1], name='upsample')(x))
+    return self.conv(self.channels, (5, 5), dtype=self.dtype, name='reconstruct')(x)
 
 
-class EEDS(nn.Module):
+class EEDS(sizing.LearnedUpsamplingModel):
   """Deep (EED), shallow (EES) or both summed (EEDS), trained jointly.
 
   Registered as `eed` (use_shallow=False), `ees` (use_deep=False) and `eeds`.
@@ -97,8 +88,6 @@ class EEDS(nn.Module):
     (ReLU after the sum, He et al. 2016), which the paper cites.
   * shallow_features: (4, 8) widths of the shallow branch, from the paper.
   """
-  scale: float = 2.0
-  channels: int = 1
   use_deep: bool = True
   use_shallow: bool = True
   upsampling: str = 'deconv'
@@ -109,35 +98,34 @@ class EEDS(nn.Module):
   shallow_features: Sequence[int] = (4, 8)
   activation: str = 'relu'
   residual_post_activation: bool = True
-  dtype: Any = jnp.float32
 
-  @nn.compact
-  def __call__(self, lr: jnp.ndarray,
-               output_size: Sequence[int] | None = None) -> jnp.ndarray:
-    name = {(True, True): 'eeds', (True, False): 'eed',
-            (False, True): 'ees'}.get((self.use_deep, self.use_shallow))
-    if name is None:
+  @property
+  def model_name(self) -> str:
+    return {(True, True): 'eeds', (True, False): 'eed'}.get(
+        (self.use_deep, self.use_shallow), 'ees')
+
+  def network(self, x: jnp.ndarray) -> jnp.ndarray:
+    if not (self.use_deep or self.use_shallow):
       raise ValueError('eeds: at least one of use_deep and use_shallow must '
                        'be True')
-    sizing.check_channels(lr, self.channels, name)
-    factor = sizing.integer_scale(self.scale, lr.shape[1:3], output_size,
-                                  name)
     if self.upsampling not in ('deconv', 'unpool'):
-      raise ValueError(f"{name}: unknown upsampling {self.upsampling!r}; "
+      raise ValueError(f"{self.model_name}: unknown upsampling {self.upsampling!r}; "
                        f"valid: ['deconv', 'unpool']")
+    factor = self.factor
     kernel = (self.upsampling_kernel if self.upsampling_kernel is not None
               else factor + 12)
-    x = lr.astype(self.dtype)
+    upsample = functools.partial(
+        layers.LearnedUpsampling, stride=factor, kernel_size=kernel,
+        method=self.upsampling, dtype=self.dtype, conv=self.conv,
+        conv_transpose=self.conv_transpose)
     out = 0.0
     if self.use_deep:
       out = out + DeepBranch(
-          factor, self.channels, self.upsampling, kernel,
-          self.num_residual_units, self.features, self.upsampling_features,
-          self.activation, self.residual_post_activation, self.dtype,
-          name='deep')(x)
+          self.channels, self.num_residual_units, self.features,
+          self.upsampling_features, self.activation, self.residual_post_activation,
+          self.dtype, self.conv, upsample, name='deep')(x)
     if self.use_shallow:
       out = out + ShallowBranch(
-          factor, self.channels, self.upsampling, kernel,
-          self.shallow_features, self.activation, self.dtype,
-          name='shallow')(x)
-    return out.astype(lr.dtype)
+          self.channels, self.shallow_features, self.activation, self.dtype, self.conv,
+          upsample, name='shallow')(x)
+    return out

@@ -3,20 +3,23 @@
 Upsampling operators (pixel shuffle, unpooling, transposed convolution with
 exact s× output), a per-channel PReLU, a plain conv chain, the residual unit
 and the multi-scale reconstruction block of EEDS.
+
+Blocks build their convolutions with a `conv` (and `conv_transpose`) factory
+field, nn.Conv (nn.ConvTranspose) by default, as Flax's ResNet example
+does: the model passes its own down, which is where jaxsr.models.backend's
+choice of implementation arrives.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
-import numpy as np
-
-from jaxsr.models.conv import Conv, conv_general_dilated  # faster on the CPU
 
 Dtype = Any
+ModuleDef = Any
 
 ACTIVATIONS: dict[str, Callable[[jnp.ndarray], jnp.ndarray]] = {
     'relu': nn.relu,
@@ -34,18 +37,6 @@ def get_activation(name: str) -> Callable[[jnp.ndarray], jnp.ndarray]:
     raise ValueError(f'unknown activation {name!r}; valid: '
                      f'{sorted(ACTIVATIONS)}')
   return ACTIVATIONS[name]
-
-
-def conv_act(x: jnp.ndarray, features: int, kernel_size: Sequence[int],
-             activation: str, **conv_kwargs) -> jnp.ndarray:
-  """activation(Conv(...)(x)), the ReLU fused into the convolution.
-
-  Call inside a compact method; conv_kwargs (name=... included) go to Conv.
-  """
-  act = get_activation(activation)
-  relu = activation == 'relu'
-  y = Conv(features, kernel_size, relu=relu, **conv_kwargs)(x)
-  return y if relu else act(y)
 
 
 def pixel_shuffle(x: jnp.ndarray, factor: int) -> jnp.ndarray:
@@ -89,63 +80,6 @@ def transposed_conv_padding(kernel_size: int, stride: int) -> tuple[int, int]:
   return total // 2, total - total // 2
 
 
-def subpixel_kernel(kernel: jnp.ndarray, stride: int, pad_lo: int
-                    ) -> tuple[jnp.ndarray, tuple[int, int]]:
-  """A transposed conv's kernel as an LR conv kernel for a pixel shuffle.
-
-  A transposed conv (stride s, kernel (k, k, cin, cout) correlated with the
-  s-dilated input padded by pad_lo in front, Flax's transpose_kernel=False)
-  computes SR pixel s·q + r (per axis) as sum_m x[q + m] · K[s·m + pad_lo - r].
-  So it equals a stride-1 conv on the LR input with kernel
-  K_lr[m, cout·s² + ry·s + rx] = K[s·m + pad_lo - r] (zero outside K),
-  m in [m_lo, m_hi], padded (-m_lo, m_hi), followed by `pixel_shuffle`:
-  no multiplications by the dilation's zeros. Returns
-  (K_lr (M, M, cin, cout·s²), (-m_lo, m_hi)).
-  """
-  k, s = kernel.shape[0], int(stride)
-  r = np.arange(s)
-  m_lo = min(-((pad_lo - i) // s) for i in r)          # ceil((r - lo) / s)
-  m_hi = max((k - 1 - pad_lo + i) // s for i in r)
-  m = np.arange(m_lo, m_hi + 1)
-  taps = s * m[:, None] + pad_lo - r[None, :]           # (M, s)
-  taps = np.where((taps >= 0) & (taps < k), taps, k)    # k: the zero row below
-  padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))
-  lr = padded[taps[:, :, None, None], taps[None, None, :, :]]  # (M, s, M, s, ci, co)
-  lr = lr.transpose(0, 2, 4, 5, 1, 3)                  # (M, M, ci, co, ry, rx)
-  n = len(m)
-  return lr.reshape(n, n, kernel.shape[2], kernel.shape[3] * s * s), (-m_lo, m_hi)
-
-
-class SubPixelConvTranspose(nn.Module):
-  """nn.ConvTranspose(features, (k, k), strides=(s, s), padding=(pad, pad))
-  with exactly s× output, computed as an LR conv + pixel shuffle
-  (`subpixel_kernel`).
-
-  The same parameters ('kernel' (k, k, cin, cout), 'bias'), initialisers and
-  function as nn.ConvTranspose, so checkpoints are interchangeable. XLA:CPU
-  runs EEDS inference 1.25-1.5× faster this way (benchmarks/RESULTS.md).
-  """
-  features: int
-  kernel_size: int
-  stride: int
-  padding: tuple[int, int]
-  dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    k, s = self.kernel_size, self.stride
-    kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        (k, k, x.shape[-1], self.features), jnp.float32)
-    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,),
-                      jnp.float32)
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    lr_kernel, pad = subpixel_kernel(kernel, s, self.padding[0])
-    y = conv_general_dilated(
-        x, lr_kernel, (1, 1), (pad, pad),
-        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-    return pixel_shuffle(y, s) + bias
-
-
 class PReLU(nn.Module):
   """Parametric ReLU with one learned slope per channel (He et al. 2015)."""
   init_slope: float = 0.25
@@ -165,18 +99,19 @@ class LearnedUpsampling(nn.Module):
   kernel_size: int
   method: str = 'deconv'
   dtype: Dtype = jnp.float32
+  conv: ModuleDef = nn.Conv
+  conv_transpose: ModuleDef = nn.ConvTranspose
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     k = self.kernel_size
     if self.method == 'deconv':
       pad = transposed_conv_padding(k, self.stride)
-      return SubPixelConvTranspose(self.features, k, self.stride, pad,
-                                   dtype=self.dtype, name='deconv')(x)
+      return self.conv_transpose(self.features, (k, k), strides=(self.stride, self.stride),
+                                 padding=(pad, pad), dtype=self.dtype, name='deconv')(x)
     if self.method == 'unpool':
       x = unpool(x, self.stride)
-      return Conv(self.features, (k, k), padding='SAME', dtype=self.dtype,
-                  name='conv')(x)
+      return self.conv(self.features, (k, k), dtype=self.dtype, name='conv')(x)
     raise ValueError(f"unknown upsampling {self.method!r}; valid: "
                      f"['deconv', 'unpool']")
 
@@ -192,6 +127,7 @@ class ConvChain(nn.Module):
   activation: str = 'relu'
   kernel_init: Callable[..., Any] = nn.initializers.lecun_normal()
   dtype: Dtype = jnp.float32
+  conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -199,13 +135,13 @@ class ConvChain(nn.Module):
       raise ValueError(f'ConvChain: need len(features) + 1 kernel sizes, got '
                        f'features={tuple(self.features)}, '
                        f'kernel_sizes={tuple(self.kernel_sizes)}')
-    get_activation(self.activation)
+    act = get_activation(self.activation)
+    conv = functools.partial(self.conv, kernel_init=self.kernel_init, dtype=self.dtype)
     widths = list(self.features) + [self.out_features]
     for i, (width, k) in enumerate(zip(widths, self.kernel_sizes)):
-      options = dict(padding='SAME', kernel_init=self.kernel_init, dtype=self.dtype,
-                     name=f'conv{i}')
-      x = (conv_act(x, width, (k, k), self.activation, **options)
-           if i < len(widths) - 1 else Conv(width, (k, k), **options)(x))
+      x = conv(width, (k, k), name=f'conv{i}')(x)
+      if i < len(widths) - 1:
+        x = act(x)
     return x
 
 
@@ -221,14 +157,15 @@ class ResidualUnit(nn.Module):
   res_scale: float = 1.0
   post_activation: bool = False
   dtype: Dtype = jnp.float32
+  conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     act = get_activation(self.activation)
-    k = (self.kernel_size, self.kernel_size)
-    y = conv_act(x, self.features, k, self.activation, padding='SAME',
-                 dtype=self.dtype, name='conv0')
-    y = Conv(self.features, k, padding='SAME', dtype=self.dtype, name='conv1')(y)
+    conv = functools.partial(self.conv, self.features, (self.kernel_size,) * 2,
+                             dtype=self.dtype)
+    y = act(conv(name='conv0')(x))
+    y = conv(name='conv1')(y)
     if self.res_scale != 1.0:
       y = y * self.res_scale
     x = x + y
@@ -242,16 +179,14 @@ class MultiScaleReconstruction(nn.Module):
   kernel_sizes: Sequence[int] = (1, 3, 5, 7)
   activation: str = 'relu'
   dtype: Dtype = jnp.float32
+  conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    x = conv_act(x, self.branch_features, (1, 1), self.activation,
-                 dtype=self.dtype, name='shrink')
-    branches = [
-        conv_act(x, self.branch_features, (k, k), self.activation, padding='SAME',
-                 dtype=self.dtype, name=f'branch{k}x{k}')
-        for k in self.kernel_sizes
-    ]
+    act = get_activation(self.activation)
+    conv = functools.partial(self.conv, dtype=self.dtype)
+    x = act(conv(self.branch_features, (1, 1), name='shrink')(x))
+    branches = [act(conv(self.branch_features, (k, k), name=f'branch{k}x{k}')(x))
+                for k in self.kernel_sizes]
     x = jnp.concatenate(branches, axis=-1)
-    return Conv(self.out_features, (1, 1), dtype=self.dtype,
-                name='output')(x)
+    return conv(self.out_features, (1, 1), name='output')(x)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
-import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxsr.models import layers
 from jaxsr.models import sizing
 
 
-class SRCNN(nn.Module):
+class SRCNN(sizing.BicubicInputModel):
   """Patch extraction, non-linear mapping, reconstruction.
 
   kernel_sizes=(9, 1, 5) is the ECCV 2014 network (8,129 parameters on Y),
@@ -22,19 +21,11 @@ class SRCNN(nn.Module):
   LeCun-normal init rather than the paper's N(0, 0.001²), which was tuned for
   plain SGD.
   """
-  scale: float = 2.0
-  channels: int = 1
   features: Sequence[int] = (64, 32)
   kernel_sizes: Sequence[int] = (9, 1, 5)
   activation: str = 'relu'
-  dtype: Any = jnp.float32
 
-  @nn.compact
-  def __call__(self, lr: jnp.ndarray,
-               output_size: Sequence[int] | None = None) -> jnp.ndarray:
-    sizing.check_channels(lr, self.channels, 'srcnn')
-    x = sizing.bicubic_upsample(lr, self.scale, output_size)
-    y = layers.ConvChain(self.features, self.kernel_sizes, self.channels,
-                         activation=self.activation, dtype=self.dtype,
-                         name='body')(x.astype(self.dtype))
-    return y.astype(lr.dtype)
+  def network(self, upsampled: jnp.ndarray) -> jnp.ndarray:
+    return layers.ConvChain(self.features, self.kernel_sizes, self.channels,
+                            activation=self.activation, dtype=self.dtype, conv=self.conv,
+                            name='body')(upsampled.astype(self.dtype))
