@@ -24,7 +24,7 @@ from absl import flags
 from jaxsr import evaluators
 from jaxsr import models
 from jaxsr import runs
-from jaxsr.cpu import host_memory
+from jaxsr.models import backend
 
 _MODEL = flags.DEFINE_string('model', None, 'Registered model name.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir to evaluate.')
@@ -46,7 +46,7 @@ _PRETRAINED = flags.DEFINE_string(
 
 def main(argv):
   del argv
-  host_memory.keep_freed_memory()
+  backend.keep_freed_memory()
   try:
     scales = evaluators.parse_scales(_SCALES.value) if _SCALES.value else None
     if _PRETRAINED.value:

@@ -24,7 +24,7 @@ from absl import logging
 import jax
 
 from jaxsr import config_checks
-from jaxsr.cpu import host_memory
+from jaxsr.models import backend
 
 # Every field of the config's model is a key too: --config.model.<field>=...
 _CONFIG = config_checks.define_config_flag('config', 'Training config file.')
@@ -91,7 +91,7 @@ def main(argv):
     print(f'error: unexpected arguments: {argv[1:]} (flags are --name=value)',
           file=sys.stderr)
     return 2
-  host_memory.keep_freed_memory()
+  backend.keep_freed_memory()
   if _MULTIHOST.value or _COORDINATOR.value:
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value,

@@ -38,7 +38,7 @@ import tqdm
 from jaxsr import command_line
 from jaxsr import image_io
 from jaxsr import pretrained
-from jaxsr.cpu import host_memory
+from jaxsr.models import backend
 from jaxsr.inference import batch
 from jaxsr.inference import tiling
 from jaxsr.inference import upscaling
@@ -78,7 +78,7 @@ def _upscale(inputs: list[str]) -> int:
   if not _OUT.value:
     raise command_line.UsageError('give --out: the folder to write (or an image file '
                                   'name, for one input)')
-  host_memory.keep_freed_memory()
+  backend.keep_freed_memory()
   fmt = _FORMAT.value.lower().lstrip('.')
   if f'.{fmt}' not in image_io.IMAGE_EXTENSIONS:
     raise command_line.UsageError(
