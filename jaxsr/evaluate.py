@@ -10,86 +10,107 @@ A trained model comes from --workdir (its config.json and best checkpoint) or
 --checkpoint with --model, or the package's shipped weights from --pretrained;
 --model alone evaluates an untrained model, which only makes sense for
 `bicubic`.
+
+Everything that can be checked is checked before any model runs: the flags,
+the weights, every image of every set (an image too small for a scale is
+named), and that --json_out can be written. PSNR is finite even for an exact
+reconstruction (`protocol.metrics.psnr`), so the JSON is always valid.
 """
 
 from __future__ import annotations
 
-import json
-import pathlib
 import sys
 
-from absl import app
 from absl import flags
 
+from jaxsr import command_line
 from jaxsr import evaluators
 from jaxsr import models
 from jaxsr import runs
 from jaxsr.models import backend
 
-_MODEL = flags.DEFINE_string('model', None, 'Registered model name.')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir to evaluate.')
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Checkpoint folder (with --model).')
-_SETS = flags.DEFINE_string('sets', 'set5,set14,b100', 'Set names or folder paths.')
-_SCALES = flags.DEFINE_string('scales', None, 'e.g. 2,3,4 (default: the model\'s).')
-_CHANNELS = flags.DEFINE_integer('channels', None, '1 (Y) or 3 (RGB).')
-_DATA_DIR = flags.DEFINE_string('data_dir', None, 'Data root (default $JAXSR_DATA_DIR).')
-_MAX_IMAGES = flags.DEFINE_integer('max_images', None, 'Evaluate the first N images.')
-_JSON_OUT = flags.DEFINE_string('json_out', None, 'Write results as JSON here.')
+FLAGS = flags.FlagValues()
+_MODEL = flags.DEFINE_string('model', None, 'Registered model name.', flag_values=FLAGS)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'A training workdir.', flag_values=FLAGS)
+_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Checkpoint folder (with --model).',
+                                  flag_values=FLAGS)
+_PRETRAINED = flags.DEFINE_string(
+    'pretrained', None, 'Shipped weights, e.g. eeds (with --scales=S; see '
+    '`python -m jaxsr.pretrained list`).', flag_values=FLAGS)
+_SCALES = flags.DEFINE_string('scales', None, "e.g. 2,3,4 (default: the model's).",
+                              flag_values=FLAGS)
+_CHANNELS = flags.DEFINE_integer('channels', None, '1 (Y) or 3 (RGB).', flag_values=FLAGS)
+_SETS = flags.DEFINE_string('sets', 'set5,set14,b100', 'Sets or folders.', flag_values=FLAGS)
+_DATA_DIR = flags.DEFINE_string('data_dir', None, 'Data root (default $JAXSR_DATA_DIR).',
+                                flag_values=FLAGS)
+_MAX_IMAGES = flags.DEFINE_integer('max_images', None, 'Only the first N images of a set.',
+                                   flag_values=FLAGS)
 _MAX_SHAPES = flags.DEFINE_integer(
     'max_shapes', evaluators.EVAL_MAX_SHAPES, 'Compiled LR shapes per set and scale: '
     'images are mirror-padded to at most this many (0: every shape as it is; bicubic '
-    'is never padded).')
-_PRETRAINED = flags.DEFINE_string(
-    'pretrained', None, 'Shipped weights, e.g. eeds (with --scales=S; see '
-    '`python -m jaxsr.pretrained list`).')
+    'is never padded).', flag_values=FLAGS)
+_JSON_OUT = flags.DEFINE_string('json_out', None, 'Write the results here as JSON.',
+                                flag_values=FLAGS)
 
 
-def main(argv):
-  del argv
+def _load_model(scales: list[float] | None):
+  """(name, model, params, default scales) from --pretrained, --workdir or --model."""
+  if _PRETRAINED.value:
+    from jaxsr import pretrained
+    name, cfg = _PRETRAINED.value, {}
+    model, params = pretrained.load(name, scales[0] if scales else 2)
+  else:
+    name, model, params, cfg = runs.load_trained(_WORKDIR.value, _MODEL.value,
+                                                 _CHECKPOINT.value,
+                                                 scales[0] if scales else None,
+                                                 _CHANNELS.value)
+  if params is None:
+    import jax
+    import jax.numpy as jnp
+    params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, model.channels)))
+    if jax.tree.leaves(params) and name != 'bicubic':
+      print(f'warning: {name} has no trained weights here (give --workdir or '
+            '--checkpoint): evaluating random initial weights', file=sys.stderr)
+  defaults = list(cfg.get('data', {}).get('scales') or []) or [model.scale]
+  return name, model, params, defaults
+
+
+def _evaluate(positional: list[str]) -> int:
+  if positional:
+    raise command_line.UsageError(f'unexpected arguments: {" ".join(positional)} '
+                                  '(give sets with --sets=a,b)')
+  if _JSON_OUT.value:
+    evaluators.check_writable(_JSON_OUT.value)
+  set_names = [s for s in _SETS.value.split(',') if s]
+  if not set_names:
+    raise command_line.UsageError('--sets is empty')
   backend.keep_freed_memory()
-  try:
-    scales = evaluators.parse_scales(_SCALES.value) if _SCALES.value else None
-    if _PRETRAINED.value:
-      from jaxsr import pretrained
-      name, cfg = _PRETRAINED.value, {}
-      model, params = pretrained.load(name, scales[0] if scales else 2)
-    else:
-      name, model, params, cfg = runs.load_trained(_WORKDIR.value, _MODEL.value,
-                                              _CHECKPOINT.value,
-                                              scales[0] if scales else None, _CHANNELS.value)
-    if scales is None:
-      scales = list(cfg.get('data', {}).get('scales') or []) or [model.scale]
-    if params is None:
-      import jax
-      import jax.numpy as jnp
-      params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, model.channels)))
-      if jax.tree.leaves(params) and _MODEL.value != 'bicubic':
-        print(f'warning: {_MODEL.value} has no trained weights here (give --workdir or '
-              '--checkpoint): evaluating random initial weights', file=sys.stderr)
-    results = {}
-    for set_name in [s for s in _SETS.value.split(',') if s]:
-      per_scale = {}
-      for scale in scales:
-        scaled = models.at_scale(name, model, scale)
-        evaluator = evaluators.BenchmarkEvaluator(
-            set_name, [scale], channels=model.channels, data_dir=_DATA_DIR.value,
-            max_images=_MAX_IMAGES.value, max_shapes=_MAX_SHAPES.value)
-        predict = (evaluators.bicubic_predict if _MODEL.value == 'bicubic'
-                   else evaluators.model_predict(scaled, params))
-        per_scale.update(evaluator.run(predict))
-      results[evaluator.name] = per_scale
-  except (ValueError, FileNotFoundError) as e:
-    raise SystemExit(f'error: {e}') from None
+  scales = evaluators.parse_scales(_SCALES.value) if _SCALES.value else None
+  name, model, params, defaults = _load_model(scales)
+  scales = scales or defaults
+  predicts = {scale: evaluators.bicubic_predict if name == 'bicubic' else
+              evaluators.model_predict(models.at_scale(name, model, scale), params)
+              for scale in scales}
+  # Every image of every set is read and degraded before any model runs.
+  benchmarks = [evaluators.BenchmarkEvaluator(
+      set_name, scales, channels=model.channels, data_dir=_DATA_DIR.value,
+      max_images=_MAX_IMAGES.value, max_shapes=_MAX_SHAPES.value)
+      for set_name in set_names]
+  results = {ev.name: {evaluators.scale_key(s): ev.run_scale(predicts[s], s)
+                       for s in scales} for ev in benchmarks}
   title = _WORKDIR.value or _MODEL.value or f'pretrained {_PRETRAINED.value}'
   print(evaluators.format_table(results, title=title))
   if _JSON_OUT.value:
-    out = pathlib.Path(_JSON_OUT.value)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + '.tmp')
-    tmp.write_text(json.dumps(results, indent=2) + '\n')
-    tmp.replace(out)
-    print(f'wrote {out}')
+    evaluators.write_json(_JSON_OUT.value, results)
+    print(f'wrote {_JSON_OUT.value}')
+  return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+  """The command line without the program name (default `sys.argv[1:]`)."""
+  return command_line.run(_evaluate, FLAGS, sys.argv[1:] if argv is None else argv,
+                          program='python -m jaxsr.evaluate', doc=__doc__)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  sys.exit(main())

@@ -3,15 +3,22 @@
 A workdir holds `config.json` (the resolved config), `metrics.jsonl` and
 Orbax checkpoints (`jaxsr.checkpointing`); evaluation, upscaling, reports
 and the pretrained export all rebuild the model and its weights from it here.
+`Run` is what reports know of a run: one typed record, read once
+(`load_run`), that every part of a report is given rather than a dict each
+part may add keys to.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
+import pathlib
 from typing import Any
 
 from etils import epath
 
+from jaxsr import metric_writers
 from jaxsr import models
 
 
@@ -21,9 +28,12 @@ class RunError(ValueError):
 
 def read_config(workdir: str | epath.PathLike) -> dict[str, Any]:
   """The run's `config.json` as a dict."""
-  path = epath.Path(workdir) / 'config.json'
+  workdir = epath.Path(workdir)
+  path = workdir / 'config.json'
+  if not workdir.is_dir():
+    raise RunError(f'{workdir}: no such folder')
   if not path.exists():
-    raise RunError(f'{path} not found: is {workdir} a jaxsr workdir?')
+    raise RunError(f'{workdir}: no config.json, not a jaxsr training workdir')
   try:
     config = json.loads(path.read_text())
     config['model']['name']
@@ -59,3 +69,63 @@ def load_trained(workdir: str | None, model_name: str | None,
     from jaxsr import checkpointing
     params = checkpointing.restore_params(source, models.abstract_variables(model))
   return model_name, model, params, cfg
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """A training run as reports see it.
+
+  Attributes:
+    workdir: the run's folder (a workdir, or an archived copy of one).
+    label: the name reports give the run (its folder's name by default).
+    config: its `config.json`.
+    rows: its `metrics.jsonl` rows.
+    scales: the scales it trained on (data.scales, else model.scale).
+    checkpoint_step: the step of the checkpoint reports score (the best,
+      else the newest), None for an archived run without checkpoints.
+  """
+  workdir: pathlib.Path
+  label: str
+  config: dict[str, Any]
+  rows: list[dict[str, Any]]
+  scales: tuple[float, ...]
+  checkpoint_step: int | None
+
+  @property
+  def model_name(self) -> str:
+    return self.config['model']['name']
+
+  @functools.cached_property
+  def parameter_count(self) -> int:
+    """Parameters of the run's model, from its config (no checkpoint needed)."""
+    import jax
+    shapes = models.abstract_variables(models.from_config(self.config['model']))
+    return int(sum(x.size for x in jax.tree.leaves(shapes)))
+
+  def load_trained(self):
+    """(model, params) of the checkpoint at `checkpoint_step`."""
+    _, model, params, _ = load_trained(str(self.workdir), None, None)
+    return model, params
+
+
+def load_run(workdir: str | pathlib.Path, label: str | None = None) -> Run:
+  """The `Run` of a workdir; RunError (naming the file) if it is not one."""
+  workdir = pathlib.Path(workdir)
+  config = read_config(workdir)
+  model = config['model']
+  scales = tuple(float(s) for s in config.get('data', {}).get('scales') or
+                 [model['scale']])
+  return Run(workdir=workdir, label=label or workdir.name, config=config,
+             rows=metric_writers.read_metrics(workdir), scales=scales,
+             checkpoint_step=checkpoint_step(workdir))
+
+
+def checkpoint_step(workdir: pathlib.Path) -> int | None:
+  """The step of the checkpoint reports score: the best, else the newest."""
+  for sub in ('best', 'checkpoints'):
+    folder = pathlib.Path(workdir) / sub
+    steps = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if (
+        folder.is_dir()) else []
+    if steps:
+      return max(steps)
+  return None

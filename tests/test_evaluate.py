@@ -11,6 +11,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from jaxsr import evaluate
 from jaxsr import evaluators
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -93,6 +94,126 @@ def test_cli_bad_input_is_one_clear_line(args, message, tmp_path):
   assert proc.returncode != 0
   assert message in proc.stderr
   assert 'Traceback' not in proc.stderr
+
+
+def test_cli_help_lists_the_flags():
+  proc = subprocess.run([sys.executable, '-m', 'jaxsr.evaluate', '--help'], cwd=REPO,
+                        capture_output=True, text=True)
+  assert proc.returncode == 0, proc.stderr
+  for flag in ('--json_out', '--sets', '--scales', '--pretrained', '--max_shapes'):
+    assert flag in proc.stdout
+
+
+def _no_evaluation(*args, **kwargs):
+  raise AssertionError('evaluated before the inputs were checked')
+
+
+@pytest.mark.parametrize('where,message', [
+    ('a_file/out.json', 'a_file is a file, not a folder'),
+    ('a_file/deeper/out.json', 'a_file is a file, not a folder'),
+    ('a_folder', 'is a folder; give a file name'),
+])
+def test_json_out_that_cannot_be_written_fails_before_evaluating(
+    where, message, photo_folder, tmp_path, monkeypatch, capsys):
+  (tmp_path / 'a_file').write_text('not a folder')
+  (tmp_path / 'a_folder').mkdir()
+  monkeypatch.setattr(evaluators, 'BenchmarkEvaluator', _no_evaluation)
+  out = tmp_path / where
+  assert evaluate.main(['--model=bicubic', f'--sets={photo_folder}', '--scales=2',
+                        f'--json_out={out}']) == 1
+  captured = capsys.readouterr()
+  assert captured.err == f'error: {out}: ' + captured.err.split(': ', 2)[2]
+  assert message in captured.err and captured.err.count('\n') == 1
+  assert '|' not in captured.out  # no table: nothing was evaluated
+  assert not [p for p in tmp_path.rglob('*') if p.name.endswith('.tmp')]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root writes into read-only folders')
+def test_json_out_in_a_read_only_folder_fails_before_evaluating(
+    photo_folder, tmp_path, monkeypatch, capsys):
+  locked = tmp_path / 'locked'
+  locked.mkdir()
+  locked.chmod(0o500)
+  monkeypatch.setattr(evaluators, 'BenchmarkEvaluator', _no_evaluation)
+  try:
+    assert evaluate.main(['--model=bicubic', f'--sets={photo_folder}',
+                          f'--json_out={locked / "new" / "out.json"}']) == 1
+  finally:
+    locked.chmod(0o700)
+  assert f'cannot write in {locked}' in capsys.readouterr().err
+  assert not list(locked.iterdir())
+
+
+def test_a_results_file_is_strict_json_written_whole_or_not_at_all(tmp_path):
+  results = {'set': {'x2': {'psnr_y': 30.0, 'ssim_y': 0.9, 'n': 1}}}
+  evaluators.write_json(tmp_path / 'sub' / 'r.json', results)
+  assert json.loads((tmp_path / 'sub' / 'r.json').read_text()) == results
+  (tmp_path / 'taken').mkdir()  # e.g. made between the check and the write
+  with pytest.raises(evaluators.ResultsFileError, match='taken: cannot write'):
+    evaluators.write_json(tmp_path / 'taken', results)
+  with pytest.raises(ValueError, match='NaN or an infinity'):
+    evaluators.write_json(tmp_path / 'inf.json', {'psnr_y': float('inf')})
+  assert sorted(p.name for p in tmp_path.rglob('*')) == ['r.json', 'sub', 'taken']
+
+
+def _strict_json(text: str):
+  def reject(constant):
+    raise ValueError(f'not JSON: {constant}')
+  return json.loads(text, parse_constant=reject)
+
+
+def test_a_flat_image_keeps_the_psnr_finite_and_the_json_valid(photo_folder, tmp_path):
+  Image.fromarray(np.full((40, 48, 3), 128, np.uint8)).save(photo_folder / 'flat.png')
+  out = tmp_path / 'flat.json'
+  assert evaluate.main(['--model=bicubic', f'--sets={photo_folder}', '--scales=2',
+                        f'--json_out={out}']) == 0
+  result = _strict_json(out.read_text())['myphotos']['x2']
+  ev = evaluators.BenchmarkEvaluator(str(photo_folder), [2])
+  rows = {r['image']: r['psnr_y'] for r in ev.per_image(evaluators.bicubic_predict, 2)}
+  assert rows['flat'] == pytest.approx(10 * np.log10(255**2 / 1e-10))  # exact: the floor
+  assert result['n'] == 3 and result['psnr_y'] == pytest.approx(np.mean(list(rows.values())))
+
+
+@pytest.mark.parametrize('scale,size', [(3, (1, 1)), (2, (15, 30))])
+def test_an_image_too_small_for_the_scale_is_named_before_evaluating(
+    scale, size, photo_folder, tmp_path, monkeypatch, capsys):
+  Image.fromarray(np.zeros(size + (3,), np.uint8)).save(photo_folder / 'foo.png')
+  monkeypatch.setattr(evaluators.benchmark, 'predict_padded', _no_evaluation)
+  assert evaluate.main(['--pretrained=eeds', f'--sets={photo_folder}',
+                        f'--scales={scale}']) == 1
+  err = capsys.readouterr().err
+  h, w = size
+  assert err.startswith(f'error: {photo_folder / "foo.png"}: {w}x{h} is too small to '
+                        f'score at x{scale}: ') and err.count('\n') == 1
+
+
+def test_training_builds_the_evaluator_that_config_eval_kind_names(tmp_path, monkeypatch):
+  import jax
+  from configs import common
+  from jaxsr import train
+  built = []
+
+  class Recording(evaluators.BenchmarkEvaluator):
+    def __init__(self, **kwargs):
+      built.append(kwargs['dataset'])
+      super().__init__(**kwargs)
+  monkeypatch.setitem(evaluators.EVALUATORS, 'recording', Recording)
+  c = common.base_config('ees', scale=2)
+  assert c.eval.kind == 'benchmark'
+  c.eval.kind = 'recording'
+  c.data.train = 'embedded_train'
+  c.data.max_train_images = 1
+  c.data.patch_size = 8
+  c.train.steps = 1
+  c.train.batch_size = 2
+  c.checkpoint.use_async = False
+  c.eval.sets = 'embedded_test'
+  c.eval.max_images = 1
+  train.train_and_evaluate(c, tmp_path / 'run', devices=jax.devices()[:1])
+  assert built == ['embedded_test']
+  c.eval.kind = 'nosuch'
+  with pytest.raises(ValueError, match="config.eval.kind='nosuch'"):
+    train.train_and_evaluate(c, tmp_path / 'run2', devices=jax.devices()[:1])
 
 
 def test_scale_keys():

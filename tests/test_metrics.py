@@ -36,7 +36,19 @@ def test_psnr_of_known_mse():
   a = np.zeros((10, 10))
   b = np.full((10, 10), 5.0)
   assert metrics.psnr(a, b) == pytest.approx(10 * np.log10(255**2 / 25))
-  assert metrics.psnr(a, a) == float('inf')
+
+
+PERFECT_PSNR = 10 * np.log10(255**2 / metrics.MSE_FLOOR)  # about 148.1 dB
+
+
+def test_an_exact_reconstruction_has_a_finite_psnr_above_any_other():
+  a = np.full((16, 16), 77.0)  # a flat image: bicubic rebuilds it exactly
+  assert metrics.psnr(a, a) == pytest.approx(PERFECT_PSNR) and PERFECT_PSNR < 149
+  # One pixel one level off in a 2000x2000 image still scores far below it.
+  big = np.zeros((2000, 2000), np.uint8)
+  off = big.copy()
+  off[0, 0] = 1
+  assert metrics.psnr(big, off) < PERFECT_PSNR - 30
 
 
 def test_ssim_matches_scikit_image_gaussian_reference():
@@ -54,14 +66,17 @@ def test_evaluate_pair_rounds_shaves_and_reports_rgb():
   hr = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
   sr = hr / 255.0 + 0.4 / 255  # rounds back to hr exactly
   out = metrics.evaluate_pair(sr, hr, crop_border=2)
-  assert out['psnr_y'] == float('inf') and out['psnr_rgb'] == float('inf')
+  assert out['psnr_y'] == out['psnr_rgb'] == pytest.approx(PERFECT_PSNR)
   noisy = hr.copy()
   noisy[:2] = 0  # only inside the shaved border
-  assert metrics.evaluate_pair(noisy, hr, crop_border=2)['psnr_y'] == float('inf')
+  assert metrics.evaluate_pair(noisy, hr, crop_border=2)['psnr_y'] == pytest.approx(
+      PERFECT_PSNR)
   with pytest.raises(ValueError, match='differs'):
     metrics.evaluate_pair(hr[:10], hr, 2)
   with pytest.raises(ValueError, match='too small'):
     metrics.evaluate_pair(hr[:4, :4], hr[:4, :4], 2)
+  with pytest.raises(ValueError, match='smaller than the SSIM window'):
+    metrics.evaluate_pair(hr[:14, :14], hr[:14, :14], 2)
 
 
 def test_modcrop_and_pair_shapes():
@@ -80,3 +95,25 @@ def test_y_target_is_on_uint8_levels():
   img = np.random.default_rng(4).integers(0, 256, (16, 16, 3), dtype=np.uint8)
   target = degradation.hr_target(img, 1)
   np.testing.assert_array_equal(target, np.round(target))
+
+
+@pytest.mark.parametrize('scale', [2, 3, 4, 1 / 0.3])
+def test_the_smallest_scorable_image_scores_and_one_pixel_less_is_named(scale):
+  side = degradation.min_scored_side(scale)
+  img = np.random.default_rng(5).integers(0, 256, (side, side + 3, 3), dtype=np.uint8)
+  degradation.check_scorable(img.shape, scale, 'set/ok.png')
+  pair = degradation.make_pair(img, scale, channels=1)
+  assert 0 < degradation.score(pair.target / 255.0, pair)['ssim_y'] <= 1
+  small = img[:side - 1]
+  with pytest.raises(degradation.ImageTooSmallError,
+                     match=rf'^set/small.png: {side + 3}x{side - 1} is too small to score'):
+    degradation.check_scorable(small.shape, scale, 'set/small.png')
+  pair = degradation.make_pair(small, scale, channels=1)  # degrades, cannot be scored
+  with pytest.raises(ValueError):
+    degradation.score(pair.target / 255.0, pair)
+
+
+def test_an_image_smaller_than_the_scale_is_named_not_an_imresize_error():
+  with pytest.raises(degradation.ImageTooSmallError,
+                     match=r'^set5/foo: 1x1 is smaller than the scale x3$'):
+    degradation.make_pair(np.zeros((1, 1, 3), np.uint8), 3, channels=1, name='set5/foo')

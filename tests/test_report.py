@@ -1,9 +1,12 @@
 """jaxsr.report on tiny runs of the real trainer."""
 
+import dataclasses
 import json
 import math
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -72,9 +75,9 @@ def test_table_matches_metrics_jsonl(runs, report_out):
   assert table in (out / 'results.md').read_text()
   for name, workdir in runs.items():
     logged = metric_writers.read_metrics(workdir)
-    run = report.load_run(workdir)
+    run = jaxsr_runs.load_run(workdir)
     cached = json.loads((workdir / 'benchmark.json').read_text())
-    for i, scale in enumerate(run['scales']):
+    for i, scale in enumerate(run.scales):
       key = f'eval/{SET}/psnr_y' if i == 0 else f'eval/{SET}/x{scale:g}/psnr_y'
       evals = {r['step']: r[key] for r in logged if key in r}
       score = cached['sets'][SET][f'x{scale:g}']
@@ -213,7 +216,7 @@ def test_scale030_needs_a_model_on_the_bicubic_input(runs, tmp_path, capsys):
 
 def test_scale030_on_set5_butterfly(runs, tmp_path, data_dir):
   result = report_scale030.scale030_experiment(
-      report.load_run(runs['vdsr']), tmp_path, image=None, data_dir=str(data_dir))
+      jaxsr_runs.load_run(runs['vdsr']), tmp_path, image=None, data_dir=str(data_dir))
   hr = np.asarray(Image.open(data_dir / 'set5' / 'butterfly.png').convert('RGB'))
   assert result['image'] == 'butterfly'
   assert result['bicubic']['psnr_y'] == pytest.approx(
@@ -221,9 +224,67 @@ def test_scale030_on_set5_butterfly(runs, tmp_path, data_dir):
 
 
 def test_archive_refuses_to_replace_another_run_of_the_same_name(runs, tmp_path):
-  report.archive_run(report.load_run(runs['ees_x2']), tmp_path / 'archive')
-  report.archive_run(report.load_run(runs['ees_x2']), tmp_path / 'archive')  # same run: fine
+  report.archive_run(jaxsr_runs.load_run(runs['ees_x2']), tmp_path / 'archive')
+  report.archive_run(jaxsr_runs.load_run(runs['ees_x2']), tmp_path / 'archive')  # same run: fine
   other = tmp_path / 'elsewhere' / 'ees_x2'
   shutil.copytree(runs['ees_x3'], other)
   with pytest.raises(report.ReportError, match='already archives another run'):
-    report.archive_run(report.load_run(other), tmp_path / 'archive')
+    report.archive_run(jaxsr_runs.load_run(other), tmp_path / 'archive')
+
+
+def test_help_lists_the_flags():
+  proc = subprocess.run([sys.executable, '-m', 'jaxsr.report', '--help'], cwd=REPO,
+                        capture_output=True, text=True)
+  assert proc.returncode == 0, proc.stderr
+  for flag in ('--out', '--sets', '--archive', '--reevaluate', '--experiment', '--workdir'):
+    assert flag in proc.stdout
+
+
+def test_workdirs_may_come_before_between_and_after_the_flags(runs, report_out, tmp_path):
+  out, _ = report_out
+  assert report.main([str(runs['ees_x2']), f'--out={tmp_path}', str(runs['ees_x3']),
+                      f'--sets={SET}', str(runs['vdsr'])]) == 0
+  assert (tmp_path / 'results.md').read_bytes() == (out / 'results.md').read_bytes()
+
+
+@pytest.mark.parametrize('args,message', [
+    ([], 'error: give --out'),
+    (['--out=x'], 'error: give one or more workdirs'),
+    (['--out=x', '--experiment=scale030'], 'takes one run: --workdir'),
+    (['--out=x', '--nosuchflag'], 'nosuchflag'),
+])
+def test_usage_errors_are_one_line_and_exit_2(args, message, capsys):
+  assert report.main(args) == 2
+  err = capsys.readouterr().err
+  assert message in err and err.count('\n') == 1
+
+
+def test_a_run_is_a_typed_record_that_a_report_leaves_as_it_found_it(runs, tmp_path):
+  run = jaxsr_runs.load_run(runs['vdsr'])
+  assert (run.label, run.model_name, run.scales) == ('vdsr', 'vdsr', (2.0, 3.0))
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    run.label = 'other'
+  before = dataclasses.asdict(run)
+  scores = report.benchmark(run, [SET], None, reevaluate=False)
+  assert scores.step == run.checkpoint_step and set(scores.sets) == {SET}
+  assert dataclasses.asdict(run) == before
+
+
+def test_scale030_reevaluate_recomputes_the_cached_output(runs, tmp_path):
+  image = tmp_path / 'chelsea.png'
+  Image.fromarray(skimage.data.chelsea()[60:200, 100:260]).save(image)
+  args = ['--experiment=scale030', f'--workdir={runs["vdsr"]}', f'--image={image}']
+  assert report.main(args + [f'--out={tmp_path / "first"}']) == 0
+  from jaxsr import image_io
+  from jaxsr.report import figures as report_figures
+  key = report_figures.image_key('chelsea', image_io.read_image(image))
+  meta = runs['vdsr'] / 'report_cache' / f'scale0.3-{key}.json'
+  stale = json.loads(meta.read_text())
+  stale['score']['psnr_y'] = -1.0
+  meta.write_text(json.dumps(stale))
+  assert report.main(args + [f'--out={tmp_path / "cached"}']) == 0
+  assert json.loads((tmp_path / 'cached' / 'scale030.json').read_text())['sr']['psnr_y'] == -1
+  assert report.main(args + [f'--out={tmp_path / "again"}', '--reevaluate']) == 0
+  for name in ('scale030.json', 'scale030.png'):
+    assert ((tmp_path / 'again' / name).read_bytes() ==
+            (tmp_path / 'first' / name).read_bytes()), name

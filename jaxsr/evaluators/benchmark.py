@@ -13,19 +13,13 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from jaxsr import datasets
+from jaxsr.evaluators.results import scale_key
 from jaxsr.protocol import degradation
 
 Predict = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
 
-
-def scale_key(scale: float) -> str:
-  """'x2' for 2, 'x3.333' for 1/0.3: the key used in result dictionaries."""
-  return f'x{int(scale)}' if float(scale).is_integer() else f'x{scale:.4g}'
-
-
 # At most this many compiled LR shapes per set and scale when a model is
-# evaluated: images are padded to the shapes of `plan_buckets`. Set5 has 5
-# LR shapes at every scale, Set14 10, B100 2.
+# evaluated: images are padded to the shapes of `plan_buckets`.
 EVAL_MAX_SHAPES = 3
 
 
@@ -38,9 +32,13 @@ class BenchmarkEvaluator:
   (`plan_buckets`), and its SR is cropped back, so a set compiles at most
   that many times. The pixels near the bottom and right borders (within the
   model's receptive field) of a padded image then see the mirrored image
-  instead of the convolutions' zero padding: a change of PSNR below 0.01 dB
-  (benchmarks/RESULTS.md, section 4). bicubic_predict is never padded, and
-  0 runs every shape as it is.
+  instead of the convolutions' zero padding, which moves PSNR very little
+  (measured in benchmarks/RESULTS.md, section 4). bicubic_predict is never
+  padded, and 0 runs every shape as it is.
+
+  The images are read and degraded when the evaluator is built, so a set
+  that cannot be scored (an image too small for a scale, an unreadable file)
+  fails before any model runs.
   """
 
   def __init__(self, dataset: str, scales: Sequence[float], channels: int = 1,
@@ -52,16 +50,22 @@ class BenchmarkEvaluator:
     self.channels = channels
     self.max_images = max_images
     self.max_shapes = max_shapes
+    self.pairs = self._make_pairs()
 
-  @functools.cached_property
-  def pairs(self) -> dict[float, list[degradation.SRPair]]:
+  def _make_pairs(self) -> dict[float, list[degradation.SRPair]]:
     n = len(self.image_set)
     if self.max_images:
       n = min(n, self.max_images)
-    images = [(self.image_set.image_names[i], self.image_set.load(i))
-              for i in range(n)]
-    return {s: [degradation.make_pair(img, s, self.channels, name)
-                for name, img in images] for s in self.scales}
+    pairs = {s: [] for s in self.scales}
+    for i in range(n):
+      name, img = self.image_set.image_names[i], self.image_set.load(i)
+      # Errors name the file of a folder set, else <set>/<image>.
+      where = (str(self.image_set.paths[i]) if self.image_set.paths
+               else f'{self.name}/{name}')
+      for s in self.scales:
+        degradation.check_scorable(img.shape, s, where)
+        pairs[s].append(degradation.make_pair(img, s, self.channels, name))
+    return pairs
 
   def padded_shapes(self, scale: float) -> dict[tuple[int, int], tuple[int, int]]:
     """LR shape -> the shape it is padded to at `scale` ({} when not padding)."""
@@ -80,16 +84,16 @@ class BenchmarkEvaluator:
       rows.append({'image': pair.name, **degradation.score(sr, pair)})
     return rows
 
+  def run_scale(self, predict: Predict, scale: float) -> dict[str, float]:
+    """{'psnr_y', 'ssim_y', 'n'} at one of the scales, averaged over images."""
+    rows = self.per_image(predict, float(scale))
+    return {'psnr_y': float(np.mean([r['psnr_y'] for r in rows])),
+            'ssim_y': float(np.mean([r['ssim_y'] for r in rows])),
+            'n': len(rows)}
+
   def run(self, predict: Predict) -> dict[str, dict[str, float]]:
     """{'x2': {'psnr_y', 'ssim_y', 'n'}, ...} averaged over images."""
-    out = {}
-    for scale in self.scales:
-      rows = self.per_image(predict, scale)
-      out[scale_key(scale)] = {
-          'psnr_y': float(np.mean([r['psnr_y'] for r in rows])),
-          'ssim_y': float(np.mean([r['ssim_y'] for r in rows])),
-          'n': len(rows)}
-    return out
+    return {scale_key(s): self.run_scale(predict, s) for s in self.scales}
 
   @functools.cache
   def bicubic(self) -> dict[str, dict[str, float]]:
@@ -171,20 +175,6 @@ def model_predict(model, params) -> Predict:
     return np.asarray(apply(params, lr, tuple(int(v) for v in output_size)))
   predict.paddable = True
   return predict
-
-
-def format_table(results: dict, title: str = '') -> str:
-  """Markdown table: one row per set, PSNR/SSIM per scale."""
-  scales = sorted({k for r in results.values() for k in r},
-                  key=lambda k: float(k[1:]))
-  head = '| set | ' + ' | '.join(f'{k} PSNR / SSIM' for k in scales) + ' |'
-  lines = ([f'### {title}'] if title else []) + [
-      head, '|---' * (len(scales) + 1) + '|']
-  for name, by_scale in results.items():
-    cells = [f"{by_scale[k]['psnr_y']:.2f} / {by_scale[k]['ssim_y']:.4f}"
-             if k in by_scale else '' for k in scales]
-    lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
-  return '\n'.join(lines)
 
 
 def parse_scales(text: str | Iterable) -> list[float]:

@@ -29,8 +29,8 @@ def y_channel(img: np.ndarray) -> np.ndarray:
   A single-channel image (Set14 `bridge`) is its own Y, full range, with no
   conversion: the SRCNN/VDSR MATLAB evaluation scripts call rgb2ycbcr only on
   3-channel images, and the published Set14 tables depend on it (treating
-  `bridge` as R = G = B instead compresses its range to [16, 235] and lifts
-  Set14 bicubic x2 from 30.23 to 30.33 dB).
+  `bridge` as R = G = B instead compresses its range to [16, 235] and moves
+  Set14's bicubic PSNR off the published one: benchmarks/RESULTS.md, section 5).
   """
   img = np.asarray(img)
   if img.dtype != np.uint8:

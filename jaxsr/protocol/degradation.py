@@ -9,13 +9,17 @@ The convention, and why:
   levels; a grayscale image is its own Y (`color.y_channel` says why). LR = imresize(Y/255, 1/s)
   in float64 with no rounding, as the SRCNN and VDSR MATLAB test scripts do
   (they call im2double on the Y channel, then imresize). This is the pipeline
-  that produces the published bicubic tables: with it, bicubic Set5 x2/x3/x4
-  reproduces 33.66/30.39/28.42 dB (tests/test_bicubic_table.py). Rounding the
-  LR to uint8 as well moves Set5 x2 by -0.01 dB, which is why we don't.
+  that reproduces the published bicubic tables (the test
+  `test_bicubic_reproduces_the_published_table` in tests/test_evaluate.py);
+  rounding the LR to uint8 as well moves them (benchmarks/RESULTS.md,
+  section 5), which is why we don't.
 * RGB models (channels=3, the EDSR/DIV2K setting): LR = imresize(HR uint8,
   1/s) with MATLAB's uint8 rounding after each 1-D pass, i.e. exactly the
   PNG files of the DIV2K / benchmark LR releases.
 * The SR output is rounded to uint8 levels before metrics (`metrics`).
+* An image is scored only if, after modcrop and shaving, SSIM's window fits
+  (`check_scorable`). A smaller one is an error naming the image rather than
+  a silent skip, so a set's mean is always over all of its images.
 """
 
 from __future__ import annotations
@@ -26,7 +30,12 @@ import math
 import numpy as np
 
 from jaxsr.protocol import color
+from jaxsr.protocol import metrics
 from jaxsr.protocol.imresize import imresize
+
+
+class ImageTooSmallError(ValueError):
+  """An image too small to degrade or score at a scale; the message names it."""
 
 
 def modcrop(img: np.ndarray, scale: float) -> np.ndarray:
@@ -78,15 +87,41 @@ def make_lr(hr: np.ndarray, scale: float, channels: int) -> np.ndarray:
   return lr.astype(np.float32)
 
 
+def min_scored_side(scale: float) -> int:
+  """The smallest HR side scored at `scale`.
+
+  After modcrop (to a multiple of an integer scale) and ceil(scale) pixels
+  shaved from each border, at least SSIM's window must remain.
+  """
+  side = 2 * math.ceil(scale) + metrics.SSIM_WINDOW
+  if float(scale).is_integer():
+    side = math.ceil(side / scale) * int(scale)
+  return side
+
+
+def check_scorable(shape: tuple[int, ...], scale: float, name: str) -> None:
+  """Raises ImageTooSmallError, naming the image, if it cannot be scored at `scale`."""
+  h, w = shape[:2]
+  side = min_scored_side(scale)
+  if min(h, w) < side:
+    raise ImageTooSmallError(
+        f'{name}: {w}x{h} is too small to score at x{scale:.4g}: the protocol needs '
+        f'at least {side}x{side} pixels ({math.ceil(scale)} pixels shaved from each border, '
+        f'then SSIM\'s {metrics.SSIM_WINDOW}x{metrics.SSIM_WINDOW} window)')
+
+
 def make_pair(hr: np.ndarray, scale: float, channels: int, name: str = '') -> SRPair:
+  h, w = hr.shape[:2]
   hr = modcrop(hr, scale)
+  if not hr.size:
+    raise ImageTooSmallError(f'{name or "image"}: {w}x{h} is smaller than the scale '
+                             f'x{scale:.4g}')
   return SRPair(name=name, lr=make_lr(hr, scale, channels),
                 target=hr_target(hr, channels), scale=scale)
 
 
 def score(sr: np.ndarray, pair: SRPair) -> dict[str, float]:
   """Protocol metrics of a model output `sr` (H, W, C) in [0, 1] for `pair`."""
-  from jaxsr.protocol import metrics
   sr = np.asarray(sr, np.float64)
   if sr.shape != pair.target.shape:
     raise ValueError(f'{pair.name}: SR shape {sr.shape} != target shape '

@@ -138,7 +138,7 @@ def imresize_jax(x, scale: float | Sequence[float] | None = None, *,
 
   Shapes are static: the 1-D resize matrices are built in NumPy at trace time
   and applied as two matmuls at HIGHEST precision (TPUs would otherwise use
-  bfloat16 passes and lose ~0.1 dB). No uint8 rounding between passes: this is
+  bfloat16 passes, which costs PSNR). No uint8 rounding between passes: this is
   the float path used inside models.
   """
   import jax.numpy as jnp

@@ -5,6 +5,9 @@ Y channel of BT.601 YCbCr is taken (`color.y_channel`), `crop_border` pixels
 (= the scale) are shaved from every side, then PSNR uses a peak of 255 and SSIM
 is Wang et al.'s with an 11×11 Gaussian window (σ = 1.5), K1 = 0.01, K2 = 0.03,
 'valid' filtering and the mean of the SSIM map.
+
+An exact reconstruction has MSE 0; its PSNR is that of `MSE_FLOOR` (see
+`psnr`), not infinity, so that set means and result files stay finite.
 """
 
 from __future__ import annotations
@@ -36,12 +39,27 @@ def _check_pair(sr: np.ndarray, hr: np.ndarray) -> None:
     raise ValueError(f'SR shape {sr.shape} differs from HR shape {hr.shape}')
 
 
+# The smallest MSE `psnr` uses, in squared units of the image values.
+MSE_FLOOR = 1e-10
+# The side of SSIM's Gaussian window: the smallest image SSIM scores.
+SSIM_WINDOW = 11
+
+
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+  """10 log10(peak² / max(MSE, MSE_FLOOR)).
+
+  The floor, common in SR and image-coding code, gives an exact
+  reconstruction (a flat image rebuilt by bicubic) a finite PSNR, about
+  148.1 dB at peak 255, instead of infinity, which would make a set's mean
+  infinite and its JSON invalid. It changes no other result and keeps the
+  ranking: on uint8 levels the smallest non-zero MSE of an image of N pixels
+  is 1/N (one pixel one level off), far above the floor for any real N.
+  """
   mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64))**2)
-  return float('inf') if mse == 0 else float(10 * np.log10(peak**2 / mse))
+  return float(10 * np.log10(peak**2 / max(float(mse), MSE_FLOOR)))
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+def _gaussian_window(size: int = SSIM_WINDOW, sigma: float = 1.5) -> np.ndarray:
   ax = np.arange(size) - (size - 1) / 2
   g = np.exp(-ax**2 / (2 * sigma**2))
   window = np.outer(g, g)
@@ -56,9 +74,12 @@ def _filter_valid(img: np.ndarray, window: np.ndarray) -> np.ndarray:
 
 
 def ssim(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-  """SSIM of two single-channel images in [0, peak]."""
+  """SSIM of two single-channel images in [0, peak], at least SSIM_WINDOW a side."""
   a = np.asarray(a, np.float64)
   b = np.asarray(b, np.float64)
+  if min(a.shape[:2]) < SSIM_WINDOW:
+    raise ValueError(f'image of shape {a.shape} is smaller than the SSIM window '
+                     f'({SSIM_WINDOW}×{SSIM_WINDOW})')
   c1, c2 = (0.01 * peak)**2, (0.03 * peak)**2
   window = _gaussian_window()
   mu_a, mu_b = _filter_valid(a, window), _filter_valid(b, window)

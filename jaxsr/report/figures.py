@@ -25,6 +25,7 @@ from jaxsr.protocol import color  # noqa: E402
 from jaxsr import datasets  # noqa: E402
 from jaxsr.protocol import degradation  # noqa: E402
 from jaxsr import evaluators  # noqa: E402
+from jaxsr import runs as jaxsr_runs  # noqa: E402
 from jaxsr.protocol import metrics  # noqa: E402
 from jaxsr.protocol.imresize import imresize  # noqa: E402
 
@@ -56,15 +57,15 @@ def _warn(message: str) -> None:
 
 # --- Convergence ---
 
-def _eval_key(run: dict, set_name: str) -> str | None:
+def _eval_key(run: jaxsr_runs.Run, set_name: str) -> str | None:
   """eval/<set>/psnr_y of the preferred set if logged, else of the first set logged."""
-  keys = [k for r in run['rows'] for k in r
+  keys = [k for r in run.rows for k in r
           if k.startswith('eval/') and k.endswith('/psnr_y') and k.count('/') == 2]
   preferred = f'eval/{set_name}/psnr_y'
   return preferred if preferred in keys else (keys[0] if keys else None)
 
 
-def convergence_plot(runs: Sequence[dict], path: pathlib.Path,
+def convergence_plot(runs: Sequence[jaxsr_runs.Run], path: pathlib.Path,
                      set_name: str = 'set5') -> None:
   """Eval PSNR (Y) against training wall-clock time and step, one line per run.
 
@@ -76,9 +77,9 @@ def convergence_plot(runs: Sequence[dict], path: pathlib.Path,
   for run in runs:
     key = _eval_key(run, set_name)
     if key is None:
-      skipped.append(run['label'])
+      skipped.append(run.label)
       continue
-    rows = [r for r in run['rows'] if key in r]
+    rows = [r for r in run.rows if key in r]
     series.append((run, key, rows))
   if skipped:
     _warn(f'no eval rows in metrics.jsonl: {", ".join(skipped)} (left out of '
@@ -87,16 +88,16 @@ def convergence_plot(runs: Sequence[dict], path: pathlib.Path,
                 default=0.0)
   unit, div = (('s', 1) if longest < 300 else ('min', 60) if longest < 3 * 3600
                else ('h', 3600))
-  many_scales = len({run['scales'][0] for run, _, _ in series}) > 1
+  many_scales = len({run.scales[0] for run, _, _ in series}) > 1
   many_sets = len({key for _, key, _ in series}) > 1
   fig, (ax_time, ax_step) = plt.subplots(1, 2, figsize=(12.5, 4.2), sharey=True)
   # Matplotlib's default cycle repeats after 10 colours; tab20 keeps up to 20 apart.
   colors = plt.get_cmap('tab10' if len(series) <= 10 else 'tab20').colors
   baselines = {}
   for i, (run, key, rows) in enumerate(series):
-    notes = ([f'×{run["scales"][0]:g}'] if many_scales else []) + (
+    notes = ([f'×{run.scales[0]:g}'] if many_scales else []) + (
         [set_title(key.split('/')[1])] if many_sets else [])
-    label = run['label'] + (f' ({", ".join(notes)})' if notes else '')
+    label = run.label + (f' ({", ".join(notes)})' if notes else '')
     psnr = [r[key] for r in rows]
     color = colors[i % len(colors)]
     ax_time.plot([r.get('train/elapsed_s', 0.0) / div for r in rows], psnr,
@@ -105,7 +106,7 @@ def convergence_plot(runs: Sequence[dict], path: pathlib.Path,
                  color=color, label=label)
     bicubic = rows[-1].get(key.replace('/psnr_y', '/bicubic_psnr_y'))
     if bicubic is not None:
-      baselines[(key.split('/')[1], run['scales'][0])] = bicubic
+      baselines[(key.split('/')[1], run.scales[0])] = bicubic
   for (set_key, scale), value in sorted(baselines.items()):
     text = f'bicubic ×{scale:g}' + (f' {set_title(set_key)}' if many_sets else '')
     for ax in (ax_time, ax_step):
@@ -172,10 +173,9 @@ def texture_crop(img: np.ndarray, frac: float = 0.3) -> tuple[int, int, int]:
   return int(top), int(left), side
 
 
-def run_caption(run: dict) -> str:
+def run_caption(run: jaxsr_runs.Run) -> str:
   """The run's label, with its model when the label does not say it."""
-  model = run['config']['model']['name']
-  return run['label'] if run['label'] == model else f'{run["label"]} ({model})'
+  return run.label if run.label == run.model_name else f'{run.label} ({run.model_name})'
 
 
 def caption(label: str, score: dict | None) -> str:
@@ -242,19 +242,20 @@ def image_key(name: str, hr: np.ndarray) -> str:
   return f'{name}-{hashlib.sha1(np.ascontiguousarray(hr).tobytes()).hexdigest()[:8]}'
 
 
-def cached_output(run: dict, key: str, compute: Callable[[], tuple[np.ndarray, dict]]
-                  ) -> tuple[np.ndarray, dict] | None:
+def cached_output(run: jaxsr_runs.Run, key: str,
+                  compute: Callable[[], tuple[np.ndarray, dict]],
+                  reevaluate: bool = False) -> tuple[np.ndarray, dict] | None:
   """(uint8 RGB panel, score) of a run's output for a figure, or None.
 
   Cached as <workdir>/report_cache/<key>.png (lossless) and .json with the
   checkpoint step, like benchmark.json: figures are redrawn exactly from
   committed runs without their checkpoints, and recomputed when the run's
-  best checkpoint changes (or run['reevaluate'] is set).
+  best checkpoint changes (or with `reevaluate`).
   """
-  step = run['checkpoint_step']
-  png = run['workdir'] / 'report_cache' / f'{key}.png'
+  step = run.checkpoint_step
+  png = run.workdir / 'report_cache' / f'{key}.png'
   meta = png.with_suffix('.json')
-  if png.exists() and meta.exists() and not run.get('reevaluate'):
+  if png.exists() and meta.exists() and not reevaluate:
     cached = json.loads(meta.read_text())
     if step is None or cached['step'] == step:
       return np.asarray(Image.open(png).convert('RGB')), cached['score']
@@ -263,36 +264,36 @@ def cached_output(run: dict, key: str, compute: Callable[[], tuple[np.ndarray, d
   img, score = compute()
   png.parent.mkdir(exist_ok=True)
   Image.fromarray(img).save(png)
-  meta.write_text(json.dumps({'step': step, 'score': score}, indent=2) + '\n')
+  evaluators.write_json(meta, {'step': step, 'score': score})
   return img, score
 
 
-def comparison_figure(runs: Sequence[dict], path: pathlib.Path, *, image: str | None,
-                      sets: Sequence[str], data_dir: str | None) -> None:
+def comparison_figure(runs: Sequence[jaxsr_runs.Run], path: pathlib.Path, *,
+                      image: str | None, sets: Sequence[str], data_dir: str | None,
+                      reevaluate: bool = False) -> None:
   """HR | bicubic | each run, one block per scale, with a zoomed crop and PSNR/SSIM."""
-  from jaxsr.runs import load_trained
   name, hr = load_image(image, sets, data_dir)
   gray = hr.shape[-1] == 1
   loaded = {}
 
   def output(run, scale, chroma):
-    if run['label'] not in loaded:
-      loaded[run['label']] = load_trained(str(run['workdir']), None, None)
-    _, model, params, _ = loaded[run['label']]
+    if run.label not in loaded:
+      loaded[run.label] = run.load_trained()
+    model, params = loaded[run.label]
     pair = degradation.make_pair(hr, scale, model.channels, name)
     sr = evaluators.model_predict(model, params)(pair.lr[None], pair.target.shape[:2])[0]
     return display_rgb(sr, chroma, gray), degradation.score(sr, pair)
 
   blocks = []
-  for scale in sorted({s for run in runs for s in run['scales']}):
+  for scale in sorted({s for run in runs for s in run.scales}):
     _, chroma, bicubic_panel = _bicubic_panel(hr, scale, name, gray)
     panels = [(caption(f'HR: {name}', None), color.to_rgb(degradation.modcrop(hr, scale))),
               bicubic_panel]
-    for run in (r for r in runs if scale in r['scales']):
+    for run in (r for r in runs if scale in r.scales):
       result = cached_output(run, f'{image_key(name, hr)}-x{scale:g}',
-                             lambda: output(run, scale, chroma))
+                             lambda: output(run, scale, chroma), reevaluate)
       if result is None:
-        _warn(f'{run["label"]} left out of {path.name}: no checkpoint in {run["workdir"]}')
+        _warn(f'{run.label} left out of {path.name}: no checkpoint in {run.workdir}')
       else:
         panels.append((caption(run_caption(run), result[1]), result[0]))
     blocks.append((f'×{scale:g}', panels))

@@ -15,22 +15,24 @@ import pathlib
 
 import numpy as np
 
+from jaxsr import evaluators
+from jaxsr import runs as jaxsr_runs
 from jaxsr.protocol import color
 from jaxsr.protocol import degradation
-from jaxsr import evaluators
-from jaxsr.report import figures
 from jaxsr.protocol.imresize import imresize
+from jaxsr.report import figures
 
 FACTOR = 0.30
 
 
-def scale030_experiment(run: dict, out: pathlib.Path, *, image: str | None,
-                        data_dir: str | None, factor: float = FACTOR) -> dict:
+def scale030_experiment(run: jaxsr_runs.Run, out: pathlib.Path, *, image: str | None,
+                        data_dir: str | None, factor: float = FACTOR,
+                        reevaluate: bool = False) -> dict:
   """Writes scale030.png, .json and .md into `out`; returns the scores."""
   from jaxsr import models
-  model_name = run['config']['model']['name']
+  model_name = run.model_name
   if not models.model_info(model_name).works_on_bicubic:
-    raise ValueError(f'{run["workdir"]}: {model_name} upsamples with a learned stride '
+    raise ValueError(f'{run.workdir}: {model_name} upsamples with a learned stride '
                      f'and cannot rebuild a ×{1 / factor:.4g} image; use a VDSR run')
   name, hr = figures.load_image(image, ['set5', 'set14'], data_dir)
   gray = hr.shape[-1] == 1
@@ -43,21 +45,20 @@ def scale030_experiment(run: dict, out: pathlib.Path, *, image: str | None,
   chroma = imresize(lr_rgb, output_size=size)
 
   def model_output():
-    from jaxsr.runs import load_trained
-    _, model, params, _ = load_trained(str(run['workdir']), None, None)
+    model, params = run.load_trained()
     pair = degradation.make_pair(hr, scale, model.channels, name)
     predict = evaluators.model_predict(model.clone(scale=scale), params)
     sr = predict(pair.lr[None], size)[0]
     return figures.display_rgb(sr, chroma, gray), degradation.score(sr, pair)
 
   cached = figures.cached_output(
-      run, f'scale{factor:g}-{figures.image_key(name, hr)}', model_output)
+      run, f'scale{factor:g}-{figures.image_key(name, hr)}', model_output, reevaluate)
   if cached is None:
-    raise ValueError(f'{run["workdir"]}: no checkpoint to run')
+    raise ValueError(f'{run.workdir}: no checkpoint to run')
   sr_show, sr_score = cached
   results = {'image': name, 'factor': factor, 'hr_size': list(size),
              'lr_size': list(y_pair.lr.shape[:2]), 'crop_border': y_pair.crop_border,
-             'model': model_name, 'run': run['label'],
+             'model': model_name, 'run': run.label,
              'bicubic': degradation.score(bicubic, y_pair), 'sr': sr_score}
   lr_show = figures.display_rgb(y_pair.lr, lr_rgb, gray)
   rows = np.arange(size[0]) * lr_show.shape[0] // size[0]
@@ -74,7 +75,7 @@ def scale030_experiment(run: dict, out: pathlib.Path, *, image: str | None,
                        figures.texture_crop(hr_rgb),
                        f'{name} downscaled by {factor:g}, rebuilt at {size[1]}×{size[0]}: '
                        'PSNR (dB) / SSIM on Y')
-  (out / 'scale030.json').write_text(json.dumps(results, indent=2) + '\n')
+  evaluators.write_json(out / 'scale030.json', results)
   (out / 'scale030.md').write_text(
       f'# {name} downscaled by {factor:g} and rebuilt at the HR size\n\n'
       f'LR {results["lr_size"][1]}×{results["lr_size"][0]} → HR {size[1]}×{size[0]}; '
