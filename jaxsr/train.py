@@ -276,7 +276,7 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
   # Evaluation and training sets first: a missing set fails before the
   # workdir changes.
   benchmark_evaluators = [evaluators.build_evaluator(
-      'benchmark', dataset=name, scales=scales, channels=c.model.channels,
+      c.eval.kind, dataset=name, scales=scales, channels=c.model.channels,
       data_dir=data_dir, max_images=c.eval.max_images or None,
       max_shapes=c.eval.max_shapes)
       for name in _resolve_eval_sets(c)]
