@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import sys
+import traceback
 from typing import Any
 
 from absl import logging as absl_logging
@@ -25,12 +27,13 @@ import orbax.checkpoint as ocp
 
 class _OrbaxLogFilter(logging.Filter):
   """Orbax logs every save and restore at INFO, and each failure with several
-  tracebacks from its background threads; keep one line per warning or error
-  (the failure itself reaches the caller as a CheckpointError)."""
+  tracebacks from its background threads (and asyncio logs the same failure
+  again); keep one line per Orbax warning or error. The failure itself
+  reaches the caller as a CheckpointError."""
 
   def filter(self, record):
     if '/orbax/' not in record.pathname:
-      return True
+      return not _echoes_orbax(record)
     if record.levelno < logging.WARNING:
       return False
     record.msg, record.args = _first_line(record.getMessage()), None
@@ -38,7 +41,31 @@ class _OrbaxLogFilter(logging.Filter):
     return True
 
 
+def _echoes_orbax(record: logging.LogRecord) -> bool:
+  """asyncio's "exception was never retrieved" for a failed Orbax write."""
+  if '/asyncio/' not in record.pathname or not record.exc_info:
+    return False
+  frames = traceback.extract_tb(record.exc_info[2])
+  return any('/orbax/' in frame.filename for frame in frames)
+
+
 absl_logging.get_absl_handler().addFilter(_OrbaxLogFilter())
+
+
+def _drop_closed_loop_callbacks(unraisable, previous=sys.unraisablehook):
+  """When one write of a save fails, Orbax closes its event loop while
+  TensorStore's other writes are still in flight; each then reports a
+  RuntimeError from its completion callback as an unraisable traceback. The
+  failure itself reaches the caller as one CheckpointError: drop the echoes."""
+  e = unraisable.exc_value
+  if (isinstance(e, RuntimeError) and str(e) == 'Event loop is closed'
+      and e.__traceback__ is not None
+      and 'asyncio' in e.__traceback__.tb_frame.f_code.co_filename):
+    return
+  previous(unraisable)
+
+
+sys.unraisablehook = _drop_closed_loop_callbacks
 
 DAMAGED_SUFFIX = '.damaged'
 
@@ -48,10 +75,17 @@ class CheckpointError(OSError):
 
 
 def _first_line(text: str, limit: int = 300) -> str:
-  # TensorStore appends its whole spec to each message.
+  """One line of an Orbax or TensorStore message: without the spec dumps,
+  and for a long chain of contexts ("CODE: Error opening ...: Error writing
+  ...: Failed to write ...: No space left on device") its code and last two."""
   line = text.strip().splitlines()[0] if text.strip() else ''
-  for cut in (' See full TensorStore details', ' [tensorstore_spec', ' [source locations'):
+  for cut in (' See full TensorStore details', ' [tensorstore_spec', ' [os_error_code',
+              ' [source locations'):
     line = line.split(cut)[0]
+  parts = line.split(': ')
+  if len(line) > limit and len(parts) > 3:
+    code = f'{parts[0]}: ' if parts[0].isupper() else ''
+    line = code + ': '.join(parts[-2:])
   return line if len(line) <= limit else line[:limit] + '...'
 
 

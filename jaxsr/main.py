@@ -54,8 +54,10 @@ def _one_line(e: BaseException, argv: list[str]) -> str:
   if isinstance(e, (KeyError, AttributeError)):
     # An override of a key the config lacks: "'stepz'", 'Did you mean ...'.
     key = lines[0].strip("'\"") if lines else '?'
+    # Else get_config itself reads a missing key.
     flag = next((a.split('=')[0] for a in argv[1:] if a.startswith('--config.')
-                 and key in a.split('=')[0].split('.')), '--config.*')
+                 and key in a.split('=')[0].split('.')),
+                next((a for a in argv[1:] if a.startswith('--config=')), '--config'))
     hint = f' ({lines[1][0].lower()}{lines[1][1:]})' if len(lines) > 1 else ''
     return f'{flag}: the config has no key {key!r}{hint}'
   if 'Traceback (most recent call last)' in text:
@@ -72,7 +74,7 @@ def _one_line(e: BaseException, argv: list[str]) -> str:
 def _parse_flags(argv: list[str]) -> list[str]:
   """absl's parsing, with a bad flag, config file or override as one line."""
   try:
-    argv = flags.FLAGS(argv)
+    remaining = flags.FLAGS(argv)
     _CONFIG.value.get('train')  # a config file that failed to load raises here
   except SystemExit:
     # absl's --help prints the flags, then exits 1; asking for help is no error.
@@ -83,7 +85,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
   except (flags.Error, KeyError, AttributeError, TypeError, ValueError, OSError) as e:
     print(f'error: {_one_line(e, argv)}', file=sys.stderr)
     sys.exit(2)
-  return argv
+  return remaining
 
 
 def main(argv):

@@ -10,6 +10,10 @@ from typing import Any
 from etils import epath
 
 
+class MetricsWriteError(OSError):
+  """metrics.jsonl could not be written (e.g. a full disk); names the file."""
+
+
 class MetricWriter:
   """Writes only on process 0; other processes get a no-op writer."""
 
@@ -22,7 +26,9 @@ class MetricWriter:
       return
     workdir = epath.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    self._jsonl = (workdir / 'metrics.jsonl').open('a')
+    self._path = workdir / 'metrics.jsonl'
+    self._jsonl = self._path.open('a')
+    self._failed = False
     if tensorboard:
       from tensorboardX import SummaryWriter
       self._tb = SummaryWriter(str(workdir / 'tensorboard'))
@@ -32,8 +38,13 @@ class MetricWriter:
       return
     row = {'step': int(step), 'time': time.time()}
     row.update({k: _plain(v) for k, v in metrics.items()})
-    self._jsonl.write(json.dumps(row) + '\n')
-    self._jsonl.flush()
+    try:
+      self._jsonl.write(json.dumps(row) + '\n')
+      self._jsonl.flush()
+    except OSError as e:
+      self._failed = True
+      raise MetricsWriteError(f'could not write step {step} to {self._path}: '
+                              f'{e.strerror or e}') from None
     if self._tb is not None:
       for k, v in row.items():
         if k not in ('step', 'time') and isinstance(v, (int, float)) and math.isfinite(v):
@@ -44,10 +55,15 @@ class MetricWriter:
       self._tb.flush()
 
   def close(self) -> None:
-    if self._jsonl is not None:
-      self._jsonl.close()
-    if self._tb is not None:
-      self._tb.close()
+    """Closes the files; after a reported write failure, raises nothing more."""
+    try:
+      if self._jsonl is not None:
+        self._jsonl.close()
+      if self._tb is not None:
+        self._tb.close()
+    except OSError:
+      if not self._failed:
+        raise
 
 
 def _plain(v: Any) -> Any:
