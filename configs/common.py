@@ -88,11 +88,13 @@ def base_config(model: str, *, scale: float = 2, channels: int = 1
   c.model = ml_collections.ConfigDict(
       {'name': model, 'scale': float(scale), 'channels': channels})
   # 'auto': the 291 set (t91 + bsd200) when the data root has it, else the
-  # embedded photos. scales: () trains on model.scale only.
+  # embedded photos. scales: () trains on model.scale only. sampler: where
+  # patches are cut, 'device' (a pool in accelerator memory), 'host', or
+  # 'auto' (the device when the pool fits).
   c.data = ml_collections.ConfigDict({
       'train': 'auto', 'data_dir': '', 'scales': (), 'patch_size': 0,
       'hr_patch_size': 41, 'augment': True, 'max_train_images': 0,
-      'prefetch': 2})
+      'prefetch': 2, 'sampler': 'auto'})
   c.train = ml_collections.ConfigDict({
       'steps': 10000, 'batch_size': 64, 'loss': 'mse', 'seed': 0,
       'log_every': 100})

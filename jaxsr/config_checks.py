@@ -102,10 +102,18 @@ def _check_field_types(group: ml_collections.ConfigDict, model) -> None:
                         f'of type {type(default).__name__}, like {default!r}')
 
 
+SAMPLERS = ('auto', 'device', 'host')
+
+
 def _check_data(c: ml_collections.ConfigDict, scales: tuple[float, ...]) -> None:
   patch, hr_patch = c.data.patch_size, c.data.hr_patch_size
   if patch < 0 or hr_patch < 0 or not (patch or hr_patch):
     raise ConfigError('config.data.patch_size (LR) or config.data.hr_patch_size must be > 0')
+  if c.data.get('sampler', 'auto') not in SAMPLERS:
+    raise ConfigError(f'config.data.sampler={c.data.sampler!r}; valid: {SAMPLERS}')
+  if len(scales) > 1 and patch:
+    raise ConfigError(f'config.data.scales={scales}: a batch mixes the scales, so the '
+                      'patch is one HR size: set config.data.hr_patch_size, not patch_size')
   for s in scales:
     lr_side = patch or round(hr_patch / s)
     if lr_side < 1:

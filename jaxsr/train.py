@@ -259,8 +259,6 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
   model = models.from_config(c.model)
   scales = config_checks.train_scales(c)
   data_dir = c.data.data_dir or None
-  patch_sizes = {s: input_pipeline.lr_patch_size(s, c.data.patch_size, c.data.hr_patch_size)
-                 for s in scales}
   steps = int(c.train.steps)
 
   tx, schedule = optim.build_optimizer(c.optim, steps)
@@ -298,13 +296,8 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
       start = 0
     sampler = None
     if start < steps:
-      sampler = input_pipeline.PatchSampler(
-          input_pipeline.degrade_all(
-              input_pipeline.load_training_images(
-                  train_sets, data_dir, c.data.max_train_images or None),
-              scales, c.model.channels, max(patch_sizes.values())),
-          global_batch_size=c.train.batch_size, patch_sizes=patch_sizes,
-          seed=c.train.seed, augment=c.data.augment, process_index=jax.process_index(),
+      sampler = input_pipeline.training_sampler(
+          c, train_sets, batch_sharding, process_index=jax.process_index(),
           process_count=jax.process_count())
     # The run starts: only now may it replace an earlier run's records.
     history = metric_writers.trim_metrics(workdir, start) if is_chief else []
@@ -350,13 +343,11 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
                           loss_kind=c.train.loss),
         in_shardings=(state_sharding, batch_sharding),
         out_shardings=(state_sharding, replicated), donate_argnums=0)
-    to_device = lambda b: {k: jax.make_array_from_process_local_data(batch_sharding, v)
-                           for k, v in b.items()}
     final_metrics: dict[str, Any] = {}
     pending: list[tuple[int, dict]] = []
     t_mark, step_mark = time.perf_counter(), start
     for step, batch in input_pipeline.prefetch(sampler.batch, range(start, steps),
-                                               to_device, depth=c.data.prefetch):
+                                               sampler.to_device, depth=c.data.prefetch):
       state, metrics = step_fn(state, batch)
       pending.append((step, metrics))
       done = step + 1
