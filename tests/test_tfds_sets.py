@@ -229,3 +229,24 @@ def test_div2k_offline_fails_fast(tmp_path, network):
     tfds_sets.load_div2k('validation', 'bicubic_x4', data_dir=tmp_path)
   assert time.monotonic() - start < 10
   assert network == ['data.vision.ee.ethz.ch']
+
+
+def test_t91_and_bsd200_from_the_data_root_as_manual_dir(tmp_path, network):
+  root, data_dir = tmp_path / 'root', tmp_path / 'tfds'
+  _write(root / 'yang91', _crops())
+  _write(root / 'BSD200' / 'HR', dict(list(_crops().items())[:2]))
+  t91 = tfds_sets.load_tfds_set('t91', data_dir, manual_dir=root)
+  assert t91.name == 't91'
+  _assert_set_equals(t91, _crops())
+  _assert_set_equals(get_dataset('t91', root), _crops())
+  bsd200 = tfds_sets.load_tfds_set('sr_training/bsd200', data_dir, manual_dir=root)
+  _assert_set_equals(bsd200, dict(list(_crops().items())[:2]))
+  assert (data_dir / 'sr_training' / 't91' / '1.0.0').is_dir()
+  assert not network
+
+
+def test_a_training_set_missing_from_the_manual_dir_is_one_error(tmp_path, network):
+  (tmp_path / 'root').mkdir()
+  with pytest.raises(DatasetError, match=r't91: found no t91/yang91 folder'):
+    tfds_sets.load_tfds_set('t91', tmp_path / 'tfds', manual_dir=tmp_path / 'root')
+  assert not network

@@ -15,6 +15,8 @@ own decoder reads these records too (grayscale repeated to 3 channels).
 
   load_tfds_set('set5', '/data/tfds', manual_dir='/data/benchmark')
       -> ImageSet 'set5'; prepared once as <data_dir>/sr_benchmark/set5/1.0.0
+  load_tfds_set('t91', '/data/tfds', manual_dir='/data/sets')
+      -> ImageSet 't91' from /data/sets/t91/; as <data_dir>/sr_training/t91/1.0.0
   load_tfds_set('div2k/bicubic_x2', '/data/tfds', manual_dir='/data/div2k')
       -> the 100 DIV2K validation HR images, via tfds's catalog `div2k` builder
 """
@@ -66,6 +68,12 @@ _CITATIONS = {
             'ICCV 2001.',
     'urban100': 'J.-B. Huang, A. Singh, N. Ahuja. Single image super-resolution '
                 'from transformed self-exemplars. CVPR 2015.',
+    't91': 'J. Yang, J. Wright, T. S. Huang, Y. Ma. Image super-resolution via '
+           'sparse representation. IEEE TIP 2010.',
+    'bsd200': 'D. Martin, C. Fowlkes, D. Tal, J. Malik. A database of human '
+              'segmented natural images and its application to evaluating '
+              'segmentation algorithms and measuring ecological statistics. '
+              'ICCV 2001.',
 }
 
 @dataclasses.dataclass(eq=False)
@@ -138,6 +146,53 @@ class SrBenchmark(tfds.core.GeneratorBasedBuilder):
     for key, image in _read_images(source, members):
       name = posixpath.splitext(posixpath.basename(key))[0]
       yield key, {'name': name, 'hr': _png_bytes(image)}
+
+
+TRAINING_SETS = ('t91', 'bsd200')
+
+
+class SrTraining(SrBenchmark):
+  """HR images of T91 and BSD200 (together the 291 set): one config each.
+
+  No archive of these is hosted with a stable checksum, so they come only
+  from the manual dir, e.g. the data root itself (its t91/ or yang91/, and
+  bsd200/ folders).
+  """
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'HR images as PNG, sorted by file name.'}
+  BUILDER_CONFIGS = [
+      BenchmarkConfig(name=name, description=FOLDER_SETS[name][0],
+                      folder_names=FOLDER_SETS[name][1])
+      for name in TRAINING_SETS
+  ]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+  Put in the manual dir (e.g. the data root) a folder named after the set
+  (t91 or yang91, bsd200; any case), at any depth, holding the HR images or
+  an HR/ subfolder of them, or an archive holding such a folder.
+  """
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=self.builder_config.description,
+        features=tfds.features.FeaturesDict({
+            'name': tfds.features.Text(),
+            'hr': tfds.features.Image(shape=(None, None, 3), encoding_format='png'),
+        }),
+        citation=_CITATIONS.get(self.builder_config.name, ''),
+        disable_shuffling=True,
+    )
+
+  def _split_generators(self, dl_manager):
+    name = self.builder_config.name
+    folder_names = self.builder_config.folder_names
+    source, members = _from_manual_dir(dl_manager, folder_names)
+    if not members:
+      raise DatasetError(
+          f'{name}: found no {"/".join(folder_names)} folder, images or archive of '
+          f'them in the manual dir ({_manual_dir(dl_manager) or "missing or empty"})')
+    return {SPLIT: self._generate_examples(source, members)}
 
 
 def _manual_dir(dl_manager) -> pathlib.Path | None:
@@ -306,9 +361,10 @@ def _load_record(source, index: int, key: str, where: str) -> np.ndarray:
 def load_tfds_set(name: str, data_dir: str | os.PathLike | None,
                   manual_dir: str | os.PathLike | None = None, *,
                   split: str | None = None) -> ImageSet:
-  """A benchmark set through the `sr_benchmark` builder, or DIV2K's HR images.
+  """A benchmark or training set through its builder, or DIV2K's HR images.
 
-  `name` is set5, set14, b100 or urban100 (or `sr_benchmark/<name>`): this
+  `name` is set5, set14, b100 or urban100 (or `sr_benchmark/<name>`), or t91
+  or bsd200 (`sr_training/<name>`, from the manual dir only): this
   prepares `<data_dir>/sr_benchmark/<name>/` once, from `manual_dir` (see
   SrBenchmark.MANUAL_DOWNLOAD_INSTRUCTIONS; default <data_dir>/downloads/manual)
   or else from BENCHMARK_URL, then reads it with `tfds.data_source`. Images and
@@ -323,14 +379,16 @@ def load_tfds_set(name: str, data_dir: str | os.PathLike | None,
   if key.startswith('div2k/'):
     return load_div2k(split or 'validation', key.split('/', 1)[1],
                       data_dir=data_dir, manual_dir=manual_dir)
-  if key not in BENCHMARK_SETS:
+  key = key.removeprefix(f'{SrTraining.name}/')
+  if key not in BENCHMARK_SETS + TRAINING_SETS:
     raise DatasetError(f'unknown tfds set {name!r}: valid names are '
-                       f'{list(BENCHMARK_SETS)} and div2k/<config>')
+                       f'{list(BENCHMARK_SETS + TRAINING_SETS)} and div2k/<config>')
   if split not in (None, SPLIT):
     raise DatasetError(f'{key}: the only split is {SPLIT!r}, got {split!r}')
-  builder = SrBenchmark(config=key, data_dir=data_dir)
+  builder_cls = SrTraining if key in TRAINING_SETS else SrBenchmark
+  builder = builder_cls(config=key, data_dir=data_dir)
   _prepare(builder, manual_dir)
-  tfds_name = f'{SrBenchmark.name}/{key}'
+  tfds_name = f'{builder_cls.name}/{key}'
   source = _data_source(tfds_name, SPLIT, builder.data_dir_root, ['hr'])
   names = tuple(source[i]['name'].decode() for i in range(len(source)))
   return ImageSet(name=key, image_names=names, loaders=tuple(
