@@ -396,9 +396,11 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
     ckpt.wait()
     return final_metrics
   finally:
-    if writer is not None:
-      writer.close()
-    ckpt.close()
+    try:
+      if writer is not None:
+        writer.close()
+    finally:
+      ckpt.close()
 
 
 def _last_checkpoint_text(ckpt: checkpointing.Checkpointer, workdir: epath.Path) -> str:
