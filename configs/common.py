@@ -14,9 +14,9 @@ ablation is written once, as the config's own arguments.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-from typing import Any, Callable, Mapping, Sequence
+import types
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import ml_collections
 
@@ -171,11 +171,14 @@ def runlocal(c: ml_collections.ConfigDict, *, on_bicubic: bool, steps: int = 600
 
 # --- Sweeps ---
 
-@dataclasses.dataclass(frozen=True)
-class Point:
-  """One run of a sweep: `get_config` arguments, then dotted-key overrides."""
-  args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-  overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+class Point(NamedTuple):
+  """One run of a sweep: `get_config` arguments, then dotted-key overrides.
+
+  A NamedTuple rather than a dataclass, so that this file also loads by path
+  under any module name (dataclasses look their module up in sys.modules).
+  """
+  args: Mapping[str, Any] = types.MappingProxyType({})
+  overrides: Mapping[str, Any] = types.MappingProxyType({})
 
   def config_arg(self, base: str = '') -> str:
     """This run's `get_config` argument: `base` (e.g. 'runlocal') and the point's."""
