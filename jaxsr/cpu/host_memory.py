@@ -1,16 +1,16 @@
 """Keep freed host memory for reuse, so CPU steps do not page-fault anew.
 
-XLA:CPU allocates each execution's temporary buffers as one block (VDSR's
-training step: 145 MB) and frees it afterwards; glibc's malloc serves a
-block that large with a fresh mmap, so every step touches it page by page
-again (21k page faults per EEDS step, 63k per VDSR step, measured in
-benchmarks/RESULTS.md: a 16 % longer EEDS step). `keep_freed_memory()` makes
-glibc serve every allocation from its main heap and keep freed memory there
+XLA:CPU allocates each execution's temporary buffers as one block and frees
+it afterwards; glibc's malloc serves a block that large with a fresh mmap,
+so every step touches it page by page again (the page faults and the time
+they cost are in benchmarks/RESULTS.md). `keep_freed_memory()` makes glibc
+serve every allocation from its main heap and keep freed memory there
 (mallopt M_ARENA_MAX=1, M_MMAP_MAX=0, a 2 GB trim threshold), the way
 PyTorch's or XLA's GPU allocators cache device memory. The cost: the
 process's resident memory stays at its peak. Call it first thing in a
-process, before jax starts its threads; the command-line entry points do.
-JAXSR_KEEP_FREED_MEMORY=0 turns it off.
+process, before jax starts its threads; the command-line entry points do,
+through jaxsr.models.backend (on a CPU run only). JAXSR_KEEP_FREED_MEMORY=0
+turns it off.
 """
 
 from __future__ import annotations
