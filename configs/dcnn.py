@@ -7,8 +7,8 @@ r"""DCNN vs DSCNN: the deep/shallow ablation on the bicubic-upsampled input.
 DCNN is a deep CNN comparable to SRCNN on the bicubic input; DSCNN adds a
 3-layer SRCNN-like shallow network and sums the outputs: the second ablation
 of the seed (does a shallow branch help a deep net on the bicubic input?).
-Training as configs/eeds.py (high lr, SGD, global-norm clipping), 41×41
-bicubic-space patches.
+Training as configs/eeds.py (high lr, SGD, global-norm clipping, the loss
+summed per patch as VDSR's), 41×41 bicubic-space patches.
 """
 
 from configs import common
@@ -22,6 +22,7 @@ def get_config(arg=None):
   c.data.hr_patch_size = 41
   common.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=60)
   c.optim.grad_clip_norm = 0.1
+  c.train.loss_reduction = 'sum_per_sample'
   c.checkpoint.every = c.eval.every = 2000
   return common.runlocal(c, on_bicubic=True) if a.runlocal else c
 

@@ -17,6 +17,15 @@ the text we have, so the defaults are ours: SGD momentum 0.9, lr 0.1 with a
 ÷10 step every 20 epochs for 60 epochs, global-norm clipping at 0.1, weight
 decay 1e-4, batch 64, LR patches of 20×20. Change any of them with
 --config.optim.* overrides.
+
+Regime: VDSR's, because the paper says it trains as VDSR does. So the loss
+is VDSR's ½‖·‖² summed over each (40×40 HR) patch, averaged over the batch
+(`train.loss_reduction='sum_per_sample'`), the convention in which "lr 0.1"
+is a high learning rate; on the per-pixel mean its gradients, and so its
+steps, would be 800× smaller. The global-norm clip of 0.1 then bounds every
+step (lr × 0.1 before momentum) as VDSR's clipping does. runlocal is Adam
+1e-3 on the per-pixel mean instead (`configs/common.runlocal`), the regime of
+the committed short comparisons.
 """
 
 from configs import common
@@ -33,6 +42,7 @@ def get_config(arg=None):
   c.data.patch_size = 20
   common.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=60)
   c.optim.grad_clip_norm = 0.1
+  c.train.loss_reduction = 'sum_per_sample'
   c.checkpoint.every = c.eval.every = 2000
   return common.runlocal(c, on_bicubic=False) if a.runlocal else c
 

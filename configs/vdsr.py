@@ -10,6 +10,12 @@ batch 64, SGD momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 every
 here: the paper gives no value; 0.01 is the public reimplementations'), one
 network trained on ×2, ×3 and ×4 together. Global-norm clipping is available
 too (`--config.optim.grad_clip_norm=0.4`).
+
+The loss is the paper's ½‖r − f(x)‖² summed over each 41×41 patch and averaged
+over the batch (`train.loss_reduction='sum_per_sample'`, the Caffe
+convention): its gradients are 840.5× those of the per-pixel mean, so lr 0.1
+and the θ/γ bound are the paper's optimisation, not one 840× gentler.
+runlocal goes back to the per-pixel mean, for which its Adam lr is tuned.
 """
 
 from configs import common
@@ -27,6 +33,7 @@ def get_config(arg=None):
   c.data.hr_patch_size = 41
   common.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=80)
   c.optim.grad_clip_theta = 0.01
+  c.train.loss_reduction = 'sum_per_sample'
   c.checkpoint.every = c.eval.every = 5000
   return common.runlocal(c, on_bicubic=True) if a.runlocal else c
 

@@ -22,6 +22,8 @@ from jaxsr import models
 from jaxsr import optim
 
 LOSSES = ('mse', 'l1')
+# jaxsr.train.compute_loss: 'mean' over every pixel, or VDSR's per-sample sum.
+LOSS_REDUCTIONS = ('mean', 'sum_per_sample')
 
 # Flags defined here (define_config_flag) belong to the calling module, so
 # that its --help lists them.
@@ -64,6 +66,9 @@ def validate(c: ml_collections.ConfigDict, device_count: int) -> None:
     raise ConfigError(f'config.train.steps={c.train.steps} must be >= 0')
   if c.train.loss not in LOSSES:
     raise ConfigError(f'config.train.loss={c.train.loss!r}; valid: {LOSSES}')
+  if c.train.get('loss_reduction', 'mean') not in LOSS_REDUCTIONS:
+    raise ConfigError(f'config.train.loss_reduction={c.train.loss_reduction!r}; '
+                      f'valid: {LOSS_REDUCTIONS}')
   if c.eval.max_shapes < 0:
     raise ConfigError(f'config.eval.max_shapes={c.eval.max_shapes} must be >= 0 '
                       '(0: every LR shape compiled as it is)')

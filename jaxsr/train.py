@@ -1,12 +1,13 @@
 """One training loop for every model: data parallel over a device Mesh.
 
-What a run guarantees when things go wrong (README, "What happens when
-things go wrong"): one run per workdir (workdir_lock); a SIGTERM saves the
-current step and waits for its commit before raising Preempted, or says that
-nothing was saved; a failed save stops the run at once (CheckpointError); a
-resume starts from the newest checkpoint that restores. metrics.jsonl rows
-are written before the checkpoint of their step, and a resume drops the rows
-after the restored step, so each step is logged exactly once.
+What a run guarantees when things go wrong: one run per workdir
+(workdir_lock); a SIGTERM saves the current step and waits for its commit
+before raising Preempted, or says that nothing was saved; a failed save stops
+the run (CheckpointError: at once, or with async checkpointing by the next
+save); a resume starts from the newest checkpoint that restores, so a kill
+loses at most `checkpoint.every` steps (two intervals with async saves).
+metrics.jsonl rows are written before the checkpoint of their step, and a
+resume drops the rows after the restored step, so each step is logged once.
 """
 
 from __future__ import annotations
@@ -66,19 +67,36 @@ class Preempted(Exception):
     self.step = step
 
 
-def compute_loss(sr: jax.Array, hr: jax.Array, kind: str) -> jax.Array:
+def compute_loss(sr: jax.Array, hr: jax.Array, kind: str,
+                 reduction: str = 'mean') -> jax.Array:
+  """MSE or L1 between (B, H, W, C) batches.
+
+  reduction 'mean': over every pixel of the batch. 'sum_per_sample': summed
+  over each sample, averaged over the batch, MSE halved (VDSR's
+  ½‖r − f(x)‖², Caffe's EuclideanLoss): the convention the papers' learning
+  rates and VDSR's θ/γ clipping are given in. Its MSE gradient is the mean's
+  times ½·H·W·C (the pixels of one sample), 840.5 for VDSR's 41×41 Y patches.
+  """
   diff = sr.astype(jnp.float32) - hr
-  return jnp.mean(diff * diff) if kind == 'mse' else jnp.mean(jnp.abs(diff))
+  per_pixel = diff * diff if kind == 'mse' else jnp.abs(diff)
+  if reduction == 'mean':
+    return jnp.mean(per_pixel)
+  if reduction != 'sum_per_sample':
+    raise ValueError(f'loss reduction {reduction!r}; valid: '
+                     f'{config_checks.LOSS_REDUCTIONS}')
+  per_sample = jnp.sum(per_pixel.reshape(per_pixel.shape[0], -1), axis=1)
+  return jnp.mean(per_sample) * (0.5 if kind == 'mse' else 1.0)
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, tx,
-               schedule, loss_kind: str) -> tuple[TrainState, dict[str, jax.Array]]:
+               schedule, loss_kind: str, loss_reduction: str = 'mean'
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One update. A non-finite loss or gradient leaves the state unchanged."""
   output_size = batch['hr'].shape[1:3]
 
   def loss_fn(params):
     sr = model.apply(params, batch['lr'], output_size=output_size)
-    return compute_loss(sr, batch['hr'], loss_kind)
+    return compute_loss(sr, batch['hr'], loss_kind, loss_reduction)
 
   loss, grads = jax.value_and_grad(loss_fn)(state.params)
   grad_norm = optax.tree.norm(grads)
@@ -340,7 +358,8 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
                     if 'train/elapsed_s' in r), 0.0)
     step_fn = jax.jit(
         functools.partial(train_step, model=model, tx=tx, schedule=schedule,
-                          loss_kind=c.train.loss),
+                          loss_kind=c.train.loss,
+                          loss_reduction=c.train.get('loss_reduction', 'mean')),
         in_shardings=(state_sharding, batch_sharding),
         out_shardings=(state_sharding, replicated), donate_argnums=0)
     final_metrics: dict[str, Any] = {}

@@ -127,7 +127,8 @@ def test_apply_overrides_sets_a_copy_and_rejects_unknown_keys():
   assert (c.optim.schedule.name, c.train.steps) == ('constant', 10000)
   with pytest.raises(common.ConfigArgumentError,
                      match=r"override train.stepz: config.train has no key 'stepz'; "
-                           r"valid: \['batch_size', 'log_every', 'loss', 'seed', 'steps'\]"):
+                           r"valid: \['batch_size', 'log_every', 'loss', 'loss_reduction', 'seed', "
+                           r"'steps'\]"):
     common.apply_overrides(c, {'train.stepz': 5})
   with pytest.raises(common.ConfigArgumentError, match='config.train.steps is a value'):
     common.apply_overrides(c, {'train.steps.x': 5})
