@@ -54,7 +54,7 @@ class DeepBranch(nn.Module):
 
 
 class ShallowBranch(nn.Module):
-  """EES: conv 3×3 to 4, learned ×s upsampling to 8, conv 5×5 to C."""
+  """EES: conv 3×3 to features[0], learned ×s upsampling to features[1], conv 5×5 to C."""
   channels: int
   features: Sequence[int]
   activation: str
@@ -86,7 +86,9 @@ class EEDS(sizing.LearnedUpsamplingModel):
     settle ReLU vs PReLU); the output layers are linear.
   * residual_post_activation: True is the original ResNet unit
     (ReLU after the sum, He et al. 2016), which the paper cites.
-  * shallow_features: (4, 8) widths of the shallow branch, from the paper.
+  * shallow_features: (4, 8), the widths of the shallow branch, are this
+    project's choice: the text we have gives no widths, and a public
+    reimplementation uses (8, 16); both are a config key away.
   """
   use_deep: bool = True
   use_shallow: bool = True
