@@ -35,7 +35,8 @@ def tiny_config(model, scale, steps, scales=(), **kwargs):
   c.data.train = 'embedded_train'
   c.data.max_train_images = 2
   c.data.scales = scales
-  c.data.patch_size = 8
+  # A batch mixing scales is cut by HR size.
+  c.data.patch_size, c.data.hr_patch_size = (0, 16) if scales else (8, 41)
   c.train.steps = steps
   c.train.batch_size = 8
   c.train.log_every = 1
@@ -44,6 +45,12 @@ def tiny_config(model, scale, steps, scales=(), **kwargs):
   c.eval.sets = SET
   c.eval.every = 2
   return c
+
+
+# The report names runs by their configs: model, fields off the defaults, and what
+# tells two runs of one model apart.
+LABELS = {'ees_x2': 'EES ×2 4 steps', 'ees_x3': 'EES ×3 2 steps',
+          'vdsr': 'VDSR depth=3 features=8'}
 
 
 @pytest.fixture(scope='module')
@@ -85,13 +92,14 @@ def test_table_matches_metrics_jsonl(runs, report_out):
       assert score['psnr_y'] == pytest.approx(evals[cached['step']], abs=1e-4)
       if i == 0:
         assert cached['step'] == max(evals, key=evals.get)
-      row = next(r for r in rows if r[0] == name and r[3] == f'×{scale:g}')
-      assert row[4].replace('*', '').startswith(f"{score['psnr_y']:.2f} / ")
-      assert row[5] == f'{logged[-1]["step"]:,}'
-      assert row[6] == report.format_duration(logged[-1]['train/elapsed_s'])
+      row = next(r for r in rows if r[0] == LABELS[name] and r[3] == f'×{scale:g}')
+      assert row[4] == '1'  # one seed
+      assert row[5].replace('*', '').startswith(f"{score['psnr_y']:.2f} / ")
+      assert row[6] == f'{logged[-1]["step"]:,}'
+      assert row[7] == report.format_duration(logged[-1]['train/elapsed_s'])
       bicubic = next(r for r in rows if r[0] == 'bicubic' and r[3] == f'×{scale:g}')
       bicubic_logged = logged[-1][key.replace('psnr_y', 'bicubic_psnr_y')]
-      assert bicubic[4].startswith(f'{bicubic_logged:.2f} / ')
+      assert bicubic[5].startswith(f'{bicubic_logged:.2f} / ')
     _, _, params, _ = load_trained(str(workdir), None, None)
     assert row[2] == f'{sum(x.size for x in jax.tree.leaves(params)):,}'
 
@@ -99,12 +107,14 @@ def test_table_matches_metrics_jsonl(runs, report_out):
 def test_runs_of_several_scales_share_one_report(report_out):
   out, _ = report_out
   rows = table_rows((out / 'results.md').read_text())
+  ees_x2, ees_x3, vdsr = LABELS.values()
   assert [(r[0], r[3]) for r in rows] == [
-      ('bicubic', '×2'), ('ees_x2', '×2'), ('vdsr', '×2'),
-      ('bicubic', '×3'), ('ees_x3', '×3'), ('vdsr', '×3')]
+      ('bicubic', '×2'), (ees_x2, '×2'), (vdsr, '×2'),
+      ('bicubic', '×3'), (ees_x3, '×3'), (vdsr, '×3')]
   summary = json.loads((out / 'results.json').read_text())
-  assert summary['vdsr']['scales'] == [2.0, 3.0]
-  assert set(summary['vdsr']['benchmark'][SET]) == {'x2', 'x3'}
+  assert summary[vdsr]['scales'] == [2.0, 3.0]
+  assert set(summary[vdsr]['benchmark'][SET]) == {'x2', 'x3'}
+  assert summary[vdsr]['runs'] == ['vdsr'] and summary[vdsr]['seeds'] == [0]
 
 
 def test_figures_are_written_and_not_blank(report_out):
@@ -163,7 +173,7 @@ def test_runs_without_eval_rows(runs, tmp_path, capsys):
   report.write_report([workdir], tmp_path / 'out', [SET])
   assert 'no eval rows in metrics.jsonl: no_eval' in capsys.readouterr().err
   assert (tmp_path / 'out' / 'convergence.png').stat().st_size > 10_000
-  assert '| no_eval | ees |' in (tmp_path / 'out' / 'results.md').read_text()
+  assert '| EES | ees |' in (tmp_path / 'out' / 'results.md').read_text()
 
 
 def test_a_folder_without_config_json_is_a_one_line_error(tmp_path, capsys):

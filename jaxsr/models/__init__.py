@@ -177,7 +177,9 @@ def config_kwargs(model_config) -> dict[str, Any]:
   group = model_config.to_dict() if hasattr(model_config, 'to_dict') else dict(model_config)
   fields = {k: v for k, v in group.items()
             if k not in ('name', 'scale', 'channels', 'kwargs') and v is not None}
-  return {**fields, **(group.get('kwargs') or {})}
+  # JSON gives lists where the fields hold tuples; Flax modules must hash.
+  return {k: tuple(v) if isinstance(v, list) else v
+          for k, v in {**fields, **(group.get('kwargs') or {})}.items()}
 
 
 def from_config(model_config) -> nn.Module:

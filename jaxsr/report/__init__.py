@@ -31,7 +31,7 @@ import json
 import pathlib
 import shutil
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from absl import flags
 
@@ -40,6 +40,7 @@ from jaxsr import evaluators
 from jaxsr import metric_writers
 from jaxsr import runs as jaxsr_runs
 from jaxsr.report import figures as report_figures
+from jaxsr.report import groups as report_groups
 
 
 class ReportError(ValueError):
@@ -135,37 +136,84 @@ def format_duration(seconds: float) -> str:
   return f'{seconds / 3600:.2f} h'
 
 
-def results_table(runs: Sequence[jaxsr_runs.Run], scores: Sequence[Scores],
-                  sets: Sequence[str]) -> str:
-  """One row per run and scale (bicubic first), PSNR / SSIM (Y) per set.
+def results_table(groups: Sequence[report_groups.Group],
+                  scores: dict[pathlib.Path, Scores], sets: Sequence[str]) -> str:
+  """One row per group and scale (bicubic first), PSNR / SSIM (Y) per set.
 
-  The best PSNR of each set and scale is bold.
+  A group of several seeds shows mean ± std over them; the best mean PSNR
+  of each set and scale is bold.
   """
-  head = (['run', 'model', 'params', 'scale'] +
+  head = (['run', 'model', 'params', 'scale', 'seeds'] +
           [f'{report_figures.set_title(s)} PSNR / SSIM' for s in sets] +
           ['steps', 'train time'])
   lines = ['| ' + ' | '.join(head) + ' |',
-           '|' + '---|' * 4 + '---:|' * (len(sets) + 2)]
-  for scale in sorted({s for run in runs for s in run.scales}):
+           '|' + '---|' * 4 + '---:|' * (len(sets) + 3)]
+  for scale in sorted({s for g in groups for s in g.scales}):
     key = evaluators.scale_key(scale)
-    at_scale = [(run, score) for run, score in zip(runs, scores) if scale in run.scales]
-    best = {s: max(score.sets[s][key]['psnr_y'] for _, score in at_scale) for s in sets}
-    first = at_scale[0][1].sets
-    cells = ['bicubic', 'bicubic', '–', f'×{scale:g}'] + [
+    at_scale = [g for g in groups if scale in g.scales]
+
+    def spread(g, s, metric):
+      return report_groups.metric_spread(g, [scores[r.workdir] for r in g.runs], s, key,
+                                         metric)
+    best = {s: max(spread(g, s, 'psnr_y').mean for g in at_scale) for s in sets}
+    first = scores[at_scale[0].first.workdir].sets
+    cells = ['bicubic', 'bicubic', '–', f'×{scale:g}', ''] + [
         f"{first[s][key]['bicubic_psnr_y']:.2f} / {first[s][key]['bicubic_ssim_y']:.4f}"
         for s in sets] + ['', '']
     lines.append('| ' + ' | '.join(cells) + ' |')
-    for run, score in at_scale:
-      steps, elapsed = training_summary(run)
-      cells = [run.label, run.model_name, f'{run.parameter_count:,}', f'×{scale:g}']
+    for g in at_scale:
+      steps, _ = training_summary(g.first)
+      elapsed = sum(training_summary(r)[1] for r in g.runs) / g.n
+      cells = [g.label, g.first.model_name, f'{g.first.parameter_count:,}',
+               f'×{scale:g}', str(g.n)]
       for s in sets:
-        r = score.sets[s][key]
-        psnr = f"{r['psnr_y']:.2f}"
-        cells.append((f'**{psnr}**' if r['psnr_y'] == best[s] and len(at_scale) > 1
-                      else psnr) + f" / {r['ssim_y']:.4f}")
+        psnr, ssim = spread(g, s, 'psnr_y'), spread(g, s, 'ssim_y')
+        text = report_groups.format_spread(psnr, 2)
+        cells.append((f'**{text}**' if psnr.mean == best[s] and len(at_scale) > 1
+                      else text) + ' / ' + report_groups.format_spread(ssim, 4))
       cells += [f'{steps:,}', format_duration(elapsed)]
       lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
+
+
+def verdicts(groups: Sequence[report_groups.Group], scores: dict[pathlib.Path, Scores],
+             sets: Sequence[str]) -> list[report_groups.Verdict]:
+  """Each group against the first group of its scale, per set (PSNR, Y)."""
+  out = []
+  for scale in sorted({s for g in groups for s in g.scales}):
+    key = evaluators.scale_key(scale)
+    at_scale = [g for g in groups if scale in g.scales]
+    for g in at_scale[1:]:
+      for s in sets:
+        a, b = (report_groups.metric_spread(x, [scores[r.workdir] for r in x.runs], s,
+                                            key, 'psnr_y') for x in (g, at_scale[0]))
+        out.append(report_groups.Verdict(scale, s, g.label, at_scale[0].label, a, b))
+  return out
+
+
+def _summary(group: report_groups.Group, scores: dict[pathlib.Path, Scores]
+             ) -> dict[str, Any]:
+  """results.json's entry of a group; one run's scores as they are, several
+  runs' as means with their std and each run's scores."""
+  run_scores = [scores[r.workdir] for r in group.runs]
+  steps, _ = training_summary(group.first)
+  entry = {'model': group.first.model_name, 'params': group.first.parameter_count,
+           'scales': list(group.scales), 'steps': steps,
+           'train_time_s': sum(training_summary(r)[1] for r in group.runs) / group.n,
+           'runs': [r.workdir.name for r in group.runs], 'seeds': group.seeds}
+  if group.n == 1:
+    return {**entry, 'scored_step': run_scores[0].step, 'benchmark': run_scores[0].sets}
+  mean, std = {}, {}
+  for set_name, by_scale in run_scores[0].sets.items():
+    for key, metrics in by_scale.items():
+      for metric in metrics:
+        values = [s.sets[set_name][key][metric] for s in run_scores]
+        result = report_groups.spread(values)
+        mean.setdefault(set_name, {}).setdefault(key, {})[metric] = result.mean
+        std.setdefault(set_name, {}).setdefault(key, {})[metric] = result.std
+  return {**entry, 'scored_step': [s.step for s in run_scores], 'benchmark': mean,
+          'benchmark_std': std,
+          'per_run': {r.workdir.name: s.sets for r, s in zip(group.runs, run_scores)}}
 
 
 def write_report(workdirs: Sequence[str], out: pathlib.Path, sets: Sequence[str],
@@ -179,27 +227,36 @@ def write_report(workdirs: Sequence[str], out: pathlib.Path, sets: Sequence[str]
   runs = [dataclasses.replace(r, label=f'{r.workdir.parent.name}/{r.label}')
           if labels.count(r.label) > 1 else r for r in loaded]
   evaluator_cache = {}
-  scores = [benchmark(r, sets, data_dir, reevaluate, evaluator_cache) for r in runs]
+  scores = {r.workdir: benchmark(r, sets, data_dir, reevaluate, evaluator_cache)
+            for r in runs}
+  groups = report_groups.group_runs(runs)
   out.mkdir(parents=True, exist_ok=True)
-  table = results_table(runs, scores, sets)
+  table = results_table(groups, scores, sets)
+  found = verdicts(groups, scores, sets)
+  verdict_text = ''
+  if found:
+    verdict_text = (
+        f'\n\nEach row against the first row of its scale, mean PSNR (Y). A '
+        f'difference exceeds the seed spread when {report_groups.SPREAD_RULE}:\n\n'
+        + '\n'.join(f'- {v.line(report_figures.set_title(v.set_name))}' for v in found))
+  several = any(g.n > 1 for g in groups)
   (out / 'results.md').write_text(
       '# Results\n\nPSNR (dB) / SSIM on the Y channel of each run\'s best checkpoint, '
       'by the standard protocol (bicubic degradation, `scale` pixels shaved). '
+      + ('Runs that differ only by seed are one row: mean ± sample std over its '
+         '`seeds` runs. ' if several else '') +
       '`steps` and `train time` are the last logged step and the training '
       'wall-clock time (evaluation excluded) from metrics.jsonl.\n\n'
-      + table + '\n\n![convergence](convergence.png)\n\n![comparison](comparison.png)\n')
-  summary = {}
-  for run, score in zip(runs, scores):
-    steps, elapsed = training_summary(run)
-    summary[run.label] = {
-        'model': run.model_name, 'params': run.parameter_count,
-        'scales': list(run.scales), 'steps': steps, 'train_time_s': elapsed,
-        'scored_step': score.step, 'benchmark': score.sets}
+      + table + verdict_text
+      + '\n\n![convergence](convergence.png)\n\n![comparison](comparison.png)\n')
+  summary = {g.label: _summary(g, scores) for g in groups}
+  for v in found:
+    summary[v.label].setdefault('verdicts', []).append(v.as_dict())
   evaluators.write_json(out / 'results.json', summary)
-  report_figures.convergence_plot(runs, out / 'convergence.png')
-  report_figures.comparison_figure(runs, out / 'comparison.png', image=image,
+  report_figures.convergence_plot(groups, out / 'convergence.png')
+  report_figures.comparison_figure(groups, out / 'comparison.png', image=image,
                                    sets=sets, data_dir=data_dir, reevaluate=reevaluate)
-  print(table)
+  print(table + verdict_text)
   print(f'wrote {out}/results.md, results.json, convergence.png, comparison.png')
   if archive is not None:
     for run in runs:

@@ -65,48 +65,62 @@ def _eval_key(run: jaxsr_runs.Run, set_name: str) -> str | None:
   return preferred if preferred in keys else (keys[0] if keys else None)
 
 
-def convergence_plot(runs: Sequence[jaxsr_runs.Run], path: pathlib.Path,
-                     set_name: str = 'set5') -> None:
-  """Eval PSNR (Y) against training wall-clock time and step, one line per run.
+def _curve(group, key: str) -> tuple[list[int], list[float], list[float], list[float],
+                                      list[float]]:
+  """(steps, mean elapsed s, mean, min, max PSNR) at the steps every run logged."""
+  logged = [{r['step']: r for r in run.rows if key in r} for run in group.runs]
+  steps = sorted(set.intersection(*(set(rows) for rows in logged)))
+  values = [[rows[s][key] for rows in logged] for s in steps]
+  elapsed = [sum(rows[s].get('train/elapsed_s', 0.0) for rows in logged) / len(logged)
+             for s in steps]
+  return (steps, elapsed, [sum(v) / len(v) for v in values], [min(v) for v in values],
+          [max(v) for v in values])
 
-  The first scale of each run is plotted (metrics.jsonl's eval/<set>/psnr_y);
-  a dashed line marks bicubic for each set and scale. Runs without eval rows
-  are named in a note.
+
+def convergence_plot(groups: Sequence, path: pathlib.Path, set_name: str = 'set5') -> None:
+  """Eval PSNR (Y) against training wall-clock time and step, one line per group.
+
+  A group of several seeds (`jaxsr.report.groups.Group`) is its mean at the
+  steps all its runs evaluated, with a band from the lowest to the highest
+  run, as the legend says. The first scale of each run is plotted
+  (metrics.jsonl's eval/<set>/psnr_y); a dashed line marks bicubic for each
+  set and scale. Groups without eval rows are named in a note.
   """
   series, skipped = [], []
-  for run in runs:
-    key = _eval_key(run, set_name)
-    if key is None:
-      skipped.append(run.label)
+  for group in groups:
+    key = _eval_key(group.first, set_name)
+    if key is None or any(_eval_key(r, set_name) != key for r in group.runs):
+      skipped.append(', '.join(r.label for r in group.runs))
       continue
-    rows = [r for r in run.rows if key in r]
-    series.append((run, key, rows))
+    series.append((group, key, _curve(group, key)))
   if skipped:
     _warn(f'no eval rows in metrics.jsonl: {", ".join(skipped)} (left out of '
           f'{path.name})')
-  longest = max((r.get('train/elapsed_s', 0.0) for _, _, rows in series for r in rows),
-                default=0.0)
+  longest = max((t for _, _, curve in series for t in curve[1]), default=0.0)
   unit, div = (('s', 1) if longest < 300 else ('min', 60) if longest < 3 * 3600
                else ('h', 3600))
-  many_scales = len({run.scales[0] for run, _, _ in series}) > 1
+  many_scales = len({g.scales[0] for g, _, _ in series}) > 1
   many_sets = len({key for _, key, _ in series}) > 1
   fig, (ax_time, ax_step) = plt.subplots(1, 2, figsize=(12.5, 4.2), sharey=True)
   # Matplotlib's default cycle repeats after 10 colours; tab20 keeps up to 20 apart.
   colors = plt.get_cmap('tab10' if len(series) <= 10 else 'tab20').colors
   baselines = {}
-  for i, (run, key, rows) in enumerate(series):
-    notes = ([f'×{run.scales[0]:g}'] if many_scales else []) + (
+  for i, (group, key, (steps, elapsed, mean, low, high)) in enumerate(series):
+    shown = f'×{group.scales[0]:g}'
+    notes = ([shown] if many_scales and shown not in group.label.split() else []) + (
         [set_title(key.split('/')[1])] if many_sets else [])
-    label = run.label + (f' ({", ".join(notes)})' if notes else '')
-    psnr = [r[key] for r in rows]
+    if group.n > 1:
+      notes.append(f'mean of {group.n} seeds, band min-max')
+    label = group.label + (f' ({", ".join(notes)})' if notes else '')
     color = colors[i % len(colors)]
-    ax_time.plot([r.get('train/elapsed_s', 0.0) / div for r in rows], psnr,
-                 marker='o', markersize=3, color=color, label=label)
-    ax_step.plot([r['step'] for r in rows], psnr, marker='o', markersize=3,
-                 color=color, label=label)
-    bicubic = rows[-1].get(key.replace('/psnr_y', '/bicubic_psnr_y'))
+    for ax, xs in ((ax_time, [t / div for t in elapsed]), (ax_step, steps)):
+      ax.plot(xs, mean, marker='o', markersize=3, color=color, label=label)
+      if group.n > 1:
+        ax.fill_between(xs, low, high, color=color, alpha=0.2, linewidth=0)
+    last = [r for r in group.first.rows if key in r][-1]
+    bicubic = last.get(key.replace('/psnr_y', '/bicubic_psnr_y'))
     if bicubic is not None:
-      baselines[(key.split('/')[1], run.scales[0])] = bicubic
+      baselines[(key.split('/')[1], group.scales[0])] = bicubic
   for (set_key, scale), value in sorted(baselines.items()):
     text = f'bicubic ×{scale:g}' + (f' {set_title(set_key)}' if many_sets else '')
     for ax in (ax_time, ax_step):
@@ -258,44 +272,53 @@ def cached_output(run: jaxsr_runs.Run, key: str,
   if png.exists() and meta.exists() and not reevaluate:
     cached = json.loads(meta.read_text())
     if step is None or cached['step'] == step:
-      return np.asarray(Image.open(png).convert('RGB')), cached['score']
+      with png.open('rb') as f:  # png.open: also a gs:// workdir
+        return np.asarray(Image.open(f).convert('RGB')), cached['score']
   if step is None:
     return None
   img, score = compute()
   png.parent.mkdir(exist_ok=True)
-  Image.fromarray(img).save(png)
+  with png.open('wb') as f:
+    Image.fromarray(img).save(f, format='PNG')
   evaluators.write_json(meta, {'step': step, 'score': score})
   return img, score
 
 
-def comparison_figure(runs: Sequence[jaxsr_runs.Run], path: pathlib.Path, *,
+def comparison_figure(groups: Sequence, path: pathlib.Path, *,
                       image: str | None, sets: Sequence[str], data_dir: str | None,
                       reevaluate: bool = False) -> None:
-  """HR | bicubic | each run, one block per scale, with a zoomed crop and PSNR/SSIM."""
+  """HR | bicubic | each group, one block per scale, with a zoomed crop and PSNR/SSIM.
+
+  A group of several seeds shows its first run (the lowest seed), as its
+  caption says.
+  """
   name, hr = load_image(image, sets, data_dir)
   gray = hr.shape[-1] == 1
   loaded = {}
 
   def output(run, scale, chroma):
-    if run.label not in loaded:
-      loaded[run.label] = run.load_trained()
-    model, params = loaded[run.label]
+    if run.workdir not in loaded:
+      loaded[run.workdir] = run.load_trained()
+    model, params = loaded[run.workdir]
     pair = degradation.make_pair(hr, scale, model.channels, name)
     sr = evaluators.model_predict(model, params)(pair.lr[None], pair.target.shape[:2])[0]
     return display_rgb(sr, chroma, gray), degradation.score(sr, pair)
 
   blocks = []
-  for scale in sorted({s for run in runs for s in run.scales}):
+  for scale in sorted({s for g in groups for s in g.scales}):
     _, chroma, bicubic_panel = _bicubic_panel(hr, scale, name, gray)
     panels = [(caption(f'HR: {name}', None), color.to_rgb(degradation.modcrop(hr, scale))),
               bicubic_panel]
-    for run in (r for r in runs if scale in r.scales):
+    for group in (g for g in groups if scale in g.scales):
+      run = group.first
       result = cached_output(run, f'{image_key(name, hr)}-x{scale:g}',
                              lambda: output(run, scale, chroma), reevaluate)
+      label = group.label + (f' (seed {group.seeds[0]} of {group.n})' if group.n > 1
+                             else '')
       if result is None:
-        _warn(f'{run.label} left out of {path.name}: no checkpoint in {run.workdir}')
+        _warn(f'{group.label} left out of {path.name}: no checkpoint in {run.workdir}')
       else:
-        panels.append((caption(run_caption(run), result[1]), result[0]))
+        panels.append((caption(label, result[1]), result[0]))
     blocks.append((f'×{scale:g}', panels))
   smallest = min((p[0][1] for _, p in blocks), key=lambda img: img.size)
   panel_figure(blocks, path, texture_crop(smallest),
