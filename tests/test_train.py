@@ -290,6 +290,26 @@ def test_two_processes_train_together(photo_dirs, tmp_path):
   np.testing.assert_allclose(list(multi.values()), list(single.values()), rtol=1e-5)
 
 
+def test_a_sigterm_to_one_process_stops_all_at_the_same_saved_step(photo_dirs, tmp_path):
+  cfg = write_tiny_config(photo_dirs, tmp_path / 'cfg.py', steps=100000)
+  port = _free_port()
+  env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
+  procs = [run_main(tmp_path / 'multi', cfg, f'--coordinator_address=localhost:{port}',
+                    '--num_processes=2', f'--process_id={i}', env_extra=env, wait=False)
+           for i in range(2)]
+  ckpts = tmp_path / 'multi' / 'checkpoints'
+  deadline = time.time() + 300
+  while time.time() < deadline and not (ckpts.is_dir() and any(
+      p.name.isdigit() for p in ckpts.iterdir())):
+    time.sleep(0.1)
+  procs[1].send_signal(signal.SIGTERM)  # a preemption notice to one host only
+  outs = [p.communicate(timeout=300)[0] for p in procs]
+  assert [p.returncode for p in procs] == [143, 143], outs
+  saved = [re.findall(r'^SIGTERM: saved step (\d+)', out, re.MULTILINE) for out in outs]
+  assert saved[0] == saved[1] and len(saved[0]) == 1, outs
+  assert int(saved[0][0]) == max(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
+
+
 def test_a_busy_workdir_stops_every_process_of_a_run(photo_dirs, tmp_path):
   # Only process 0 takes the lock; the others must stop too, not wait for it.
   from jaxsr import workdir_lock
