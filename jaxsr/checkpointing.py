@@ -22,6 +22,8 @@ from typing import Any
 from absl import logging as absl_logging
 from etils import epath
 import jax
+from jax.experimental import multihost_utils
+import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -221,10 +223,9 @@ class Checkpointer:
     """
     failed = []
     for step in sorted(self._latest.all_steps(), reverse=True):
-      try:
-        state = self.restore(abstract_state, step)
-      except Exception as e:  # pylint: disable=broad-except
-        failed.append((step, _reason(e)))  # TensorStore raises bare Exceptions
+      state, why = self._try_restore(abstract_state, step)
+      if why is not None:
+        failed.append((step, why))
         continue
       for bad, why in failed:
         self._set_aside(self._latest, bad, why, f'resuming from step {step}')
@@ -241,11 +242,25 @@ class Checkpointer:
 
   def _check_best(self, abstract_state: Any) -> None:
     for step in sorted(self._best.all_steps(), reverse=True):
-      try:
-        self.restore(abstract_state, step, best=True)
-      except Exception as e:  # pylint: disable=broad-except
-        self._set_aside(self._best, step, _reason(e), 'the next evaluation saves a new best')
+      _, why = self._try_restore(abstract_state, step, best=True)
+      if why is not None:
+        self._set_aside(self._best, step, why, 'the next evaluation saves a new best')
         self.best_psnr = self._best_metric()
+
+  def _try_restore(self, abstract_state: Any, step: int, best: bool = False
+                   ) -> tuple[Any, str | None]:
+    """(state, None), or (None, why it failed). Processes agree: one that
+    cannot read its part fails the step for all, so all resume alike."""
+    state, why = None, None
+    try:
+      state = self.restore(abstract_state, step, best=best)
+    except Exception as e:  # pylint: disable=broad-except
+      why = _reason(e)  # TensorStore raises bare Exceptions
+    if jax.process_count() > 1:
+      failed = multihost_utils.process_allgather(np.int32(why is not None))
+      if why is None and np.any(failed):
+        state, why = None, 'another process cannot restore its part'
+    return state, why
 
   def _set_aside(self, manager, step: int, why: str, then: str) -> None:
     src = manager.directory / str(step)
@@ -254,8 +269,10 @@ class Checkpointer:
     while dst.exists():
       n += 1
       dst = manager.directory / f'{step}{DAMAGED_SUFFIX}{n}'
+    _sync_processes(f'set aside {src}')
     if jax.process_index() == 0:
       src.rename(dst)
+    _sync_processes(f'set aside {src}: renamed')  # then every process lists the rest
     absl_logging.warning('checkpoint %s does not restore (%s): skipped and kept as %s; %s',
                          src, why, dst.name, then)
     manager.reload()
@@ -268,6 +285,11 @@ class Checkpointer:
       except Exception:  # pylint: disable=broad-except
         if not self._failed:
           raise
+
+
+def _sync_processes(name: str) -> None:
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
 
 
 def restore_params(path: str | pathlib.Path, abstract_params: Any | None = None) -> Any:

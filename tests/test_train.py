@@ -289,6 +289,22 @@ def test_two_processes_train_together(photo_dirs, tmp_path):
   assert list(multi) == [1, 2, 3]
   np.testing.assert_allclose(list(multi.values()), list(single.values()), rtol=1e-5)
 
+  # A damaged newest checkpoint: both processes fall back to the same step.
+  data = max((tmp_path / 'multi' / 'checkpoints' / '3').glob('default/d/*'),
+             key=lambda p: p.stat().st_size)
+  data.write_bytes(data.read_bytes()[:10])
+  cfg = write_tiny_config(photo_dirs, tmp_path / 'cfg.py', steps=4)
+  port = _free_port()
+  procs = [run_main(tmp_path / 'multi', cfg, f'--coordinator_address=localhost:{port}',
+                    '--num_processes=2', f'--process_id={i}', env_extra=env, wait=False)
+           for i in range(2)]
+  outs = [p.communicate(timeout=600)[0] for p in procs]
+  for p, out in zip(procs, outs):
+    assert p.returncode == 0, out
+    assert 'checkpoints/3 does not restore' in out and 'resuming from step 2' in out
+  assert (tmp_path / 'multi' / 'checkpoints' / '3.damaged').is_dir()
+  assert list(losses(tmp_path / 'multi')) == [1, 2, 3, 4]
+
 
 def test_a_sigterm_to_one_process_stops_all_at_the_same_saved_step(photo_dirs, tmp_path):
   cfg = write_tiny_config(photo_dirs, tmp_path / 'cfg.py', steps=100000)
