@@ -289,14 +289,14 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
 
   abstract = jax.eval_shape(init_state, jax.random.key(0))
   state_sharding = jax.tree.map(lambda _: replicated, abstract)
-  # Evaluation and training sets first: a missing set fails before the
+  # Training and evaluation sets first: a missing set fails before the
   # workdir changes.
+  train_sets = _resolve_train_sets(c)
   benchmark_evaluators = [evaluators.build_evaluator(
       c.eval.kind, dataset=name, scales=scales, channels=c.model.channels,
       data_dir=data_dir, max_images=c.eval.max_images or None,
       max_shapes=c.eval.max_shapes)
       for name in _resolve_eval_sets(c)]
-  train_sets = _resolve_train_sets(c)
 
   ckpt = checkpointing.Checkpointer(workdir, keep=c.checkpoint.keep,
                                     use_async=c.checkpoint.use_async)
@@ -368,8 +368,8 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
     for step, batch in input_pipeline.prefetch(sampler.batch, range(start, steps),
                                                sampler.to_device, depth=c.data.prefetch):
       state, metrics = step_fn(state, batch)
-      pending.append((step, metrics))
-      done = step + 1
+      done = step + 1  # as the logs count: the state after `done` updates
+      pending.append((done, metrics))
       ckpt.check()
       log_now = done % c.train.log_every == 0 or done == steps
       eval_now = done % c.eval.every == 0 or done == steps

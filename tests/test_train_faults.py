@@ -441,6 +441,8 @@ def test_divergence_on_a_fresh_run_says_there_is_no_checkpoint_yet(tmp_path):
   with pytest.raises(train.NonFiniteError, match='No checkpoint yet') as e:
     run(config, tmp_path)
   assert 'None' not in str(e.value)
+  # Counted as the logs count: the step after the last logged one.
+  assert f'at step {len(logged_steps(tmp_path)) + 1} ' in str(e.value)
 
 
 # --- The command line: one line per failure, no traceback. ---
