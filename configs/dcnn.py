@@ -2,11 +2,16 @@ r"""DCNN vs DSCNN: the deep/shallow ablation on the bicubic-upsampled input.
 
   python -m jaxsr.main --config=configs/dcnn.py --workdir=workdirs/dcnn
   python -m jaxsr.main --config=configs/dcnn.py:variant=dscnn --workdir=workdirs/dscnn
+  python -m jaxsr.main --config=configs/dcnn.py:variant=dcnn_plain --workdir=workdirs/dcnn_plain
   python -m jaxsr.main --config=configs/dcnn.py:runlocal --workdir=/tmp/dcnn
 
-DCNN is a deep CNN comparable to SRCNN on the bicubic input; DSCNN adds a
-3-layer SRCNN-like shallow network and sums the outputs: the second ablation
-of the seed (does a shallow branch help a deep net on the bicubic input?).
+DCNN is a deep CNN on the bicubic input; DSCNN adds a 3-layer SRCNN-like
+shallow network and sums the outputs: the second ablation of the seed (does
+a shallow branch help a deep net on the bicubic input?). variant: dcnn and
+dscnn use EED's residual deep net (so they differ from eed/eeds only in the
+upsampling); dcnn_plain and dscnn_plain a plain 8-layer 3×3 net of SRCNN
+9-5-5's window and size, the seed's "deep CNN comparable to SRCNN"
+(jaxsr.models.dcnn).
 Training as configs/eeds.py (high lr, SGD, global-norm clipping, the loss
 summed per patch as VDSR's), 41×41 bicubic-space patches.
 """
@@ -28,4 +33,5 @@ def get_config(arg=None):
 
 
 def get_sweep():
-  return common.grid(variant=['dcnn', 'dscnn'], scale=[2, 3, 4])
+  return (common.grid(variant=['dcnn', 'dscnn'], scale=[2, 3, 4])
+          + common.grid(variant=['dcnn_plain', 'dscnn_plain'], scale=[2, 3, 4]))

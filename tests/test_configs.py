@@ -153,6 +153,8 @@ FIELD_CHANGES = {
     'eeds': ('eeds.py', '', 'num_residual_units', 3),
     'dcnn': ('dcnn.py', '', 'num_residual_units', 2),
     'dscnn': ('dcnn.py', 'variant=dscnn', 'global_residual', True),
+    'dcnn_plain': ('dcnn.py', 'variant=dcnn_plain', 'num_layers', 6),
+    'dscnn_plain': ('dcnn.py', 'variant=dscnn_plain', 'features', 16),
 }
 
 

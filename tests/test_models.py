@@ -35,6 +35,9 @@ GOLDEN_PARAMS = {
     'eeds': {2: 255_122, 3: 256_514, 4: 258_002},
     'dcnn': {2: 244_881, 3: 244_881, 4: 244_881},
     'dscnn': {2: 253_010, 3: 253_010, 4: 253_010},
+    # 1→32, six 32→32 and 32→1 3×3 convs: SRCNN 9-5-5's 17×17 window, ~its 57,281.
+    'dcnn_plain': {2: 56_097, 3: 56_097, 4: 56_097},
+    'dscnn_plain': {2: 64_226, 3: 64_226, 4: 64_226},  # + SRCNN 9-1-5 (8,129)
 }
 # The seed experiment's HR -> LR factor is 0.30: models on the bicubic input
 # must upscale by the real factor 1 / 0.30.
@@ -369,3 +372,14 @@ def test_unknown_upsampling_method():
   model = models.get_model('eed', scale=2, upsampling='bilinear')
   with pytest.raises(ValueError, match=r"valid: \['deconv', 'unpool'\]"):
     jax.eval_shape(model.init, _key(), _lr())
+
+
+def test_dcnn_plain_is_a_plain_chain_and_refuses_unknown_deep_nets():
+  model = models.get_model('dcnn_plain', scale=2)
+  params = model.init(_key(), _lr())
+  deep = params['params']['deep']
+  assert sorted(deep) == [f'conv{i}' for i in range(8)]
+  assert [deep[f'conv{i}']['kernel'].shape for i in (0, 1, 7)] == [
+      (3, 3, 1, 32), (3, 3, 32, 32), (3, 3, 32, 1)]
+  with pytest.raises(ValueError, match=r"unknown deep 'wide'; valid: \['residual', 'plain'\]"):
+    models.get_model('dcnn', scale=2, deep='wide').init(_key(), _lr())

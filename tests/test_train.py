@@ -32,7 +32,7 @@ CONFIG_ARGS = {
     'srcnn': ['variant=915', 'variant=955,scale=3'],
     'edsr': ['variant=baseline', 'variant=edsr,scale=4'],
     'eeds': ['variant=eeds', 'variant=eed,upsampling=unpool', 'variant=ees,scale=3'],
-    'dcnn': ['variant=dcnn', 'variant=dscnn'],
+    'dcnn': ['variant=dcnn', 'variant=dscnn', 'variant=dcnn_plain', 'variant=dscnn_plain'],
     'vdsr': ['', 'scale=3'],
 }
 

@@ -94,6 +94,12 @@ _REGISTRY: dict[str, _Entry] = {
     'dscnn': _Entry(
         DCNN, {'with_shallow': True}, 'any',
         _ABLATION),
+    'dcnn_plain': _Entry(
+        DCNN, {'with_shallow': False, 'deep': 'plain', 'features': 32}, 'any',
+        _ABLATION),
+    'dscnn_plain': _Entry(
+        DCNN, {'with_shallow': True, 'deep': 'plain', 'features': 32}, 'any',
+        _ABLATION),
 }
 
 

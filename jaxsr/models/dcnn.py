@@ -41,11 +41,17 @@ class DCNN(sizing.BicubicInputModel):
   """Deep CNN on the bicubic-upsampled input; with_shallow adds a 3-layer
   SRCNN-like network whose output is summed (DSCNN, trained jointly).
 
-  Our design (the seed names the ablation, not the layers), chosen so that
-  dcnn/dscnn differ from eed/eeds only in bicubic vs learned upsampling:
-  * deep: conv 3×3 to `features` (64), `num_residual_units` (3: EED's one LR
-    unit plus its R = 2 HR units) residual units, EEDS's multi-scale
-    reconstruction; ReLU; linear output.
+  Our design (the seed names the ablation, not the layers). Two deep nets
+  (`deep`):
+  * 'residual' (dcnn, dscnn), so that they differ from eed/eeds only in
+    bicubic vs learned upsampling: conv 3×3 to `features` (64),
+    `num_residual_units` (3: EED's one LR unit plus its R = 2 HR units)
+    residual units, EEDS's multi-scale reconstruction; ReLU; linear output.
+  * 'plain' (dcnn_plain, dscnn_plain), the seed's "deep CNN comparable to
+    SRCNN": SRCNN's kind of network made deep, `num_layers` (8) plain 3×3
+    convolutions of `features` (32) with ReLU between them, linear output.
+    It sees SRCNN 9-5-5's 17×17 window with about its parameters (56,097
+    vs 57,281), so depth is what differs.
   * shallow: SRCNN 9-1-5 with 64/32 filters (`shallow_features`,
     `shallow_kernel_sizes`), ReLU, linear output.
   global_residual adds the bicubic input to the output (VDSR's residual
@@ -53,7 +59,9 @@ class DCNN(sizing.BicubicInputModel):
   input, so any real scale.
   """
   with_shallow: bool = False
+  deep: str = 'residual'
   features: int = 64
+  num_layers: int = 8
   num_residual_units: int = 3
   activation: str = 'relu'
   residual_post_activation: bool = True
@@ -63,13 +71,26 @@ class DCNN(sizing.BicubicInputModel):
 
   @property
   def model_name(self) -> str:
-    return 'dscnn' if self.with_shallow else 'dcnn'
+    return ('dscnn' if self.with_shallow else 'dcnn') + (
+        '_plain' if self.deep == 'plain' else '')
 
   def network(self, upsampled: jnp.ndarray) -> jnp.ndarray:
     x = upsampled.astype(self.dtype)
-    out = DeepHRNet(self.channels, self.features, self.num_residual_units,
-                    self.activation, self.residual_post_activation,
-                    self.dtype, self.conv, name='deep')(x)
+    if self.deep == 'residual':
+      out = DeepHRNet(self.channels, self.features, self.num_residual_units,
+                      self.activation, self.residual_post_activation,
+                      self.dtype, self.conv, name='deep')(x)
+    elif self.deep == 'plain':
+      if self.num_layers < 2:
+        raise ValueError(f'{self.model_name}: num_layers must be >= 2, got '
+                         f'{self.num_layers}')
+      out = layers.ConvChain(
+          (self.features,) * (self.num_layers - 1), (3,) * self.num_layers,
+          self.channels, activation=self.activation, dtype=self.dtype,
+          conv=self.conv, name='deep')(x)
+    else:
+      raise ValueError(f"{self.model_name}: unknown deep {self.deep!r}; valid: "
+                       "['residual', 'plain']")
     if self.with_shallow:
       out = out + layers.ConvChain(
           self.shallow_features, self.shallow_kernel_sizes, self.channels,

@@ -32,6 +32,7 @@ MODEL_TITLES = {
     'fsrcnn': 'FSRCNN', 'espcn': 'ESPCN', 'vdsr': 'VDSR', 'edsr': 'EDSR',
     'edsr_baseline': 'EDSR baseline', 'csc_decomp': 'CSC decomposition',
     'eed': 'EED', 'ees': 'EES', 'eeds': 'EEDS', 'dcnn': 'DCNN', 'dscnn': 'DSCNN',
+    'dcnn_plain': 'DCNN plain', 'dscnn_plain': 'DSCNN plain',
 }
 
 # Keys that tell seeds apart or cannot change what a run learns.
