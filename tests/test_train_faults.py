@@ -39,7 +39,12 @@ ZYGOTE = r'''
 import os, sys
 import jax
 jax.config.update('jax_disable_most_optimizations', True)
+# Each forked run compiles the same step: the first one's executable serves all.
+jax.config.update('jax_compilation_cache_dir', sys.argv[3])
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
+jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
 from absl import flags, logging
+import tensorboardX  # imported by the first MetricWriter: once here for all runs
 from jaxsr import train
 sys.path.insert(0, 'tests')
 from test_train_faults import fault_config
@@ -94,7 +99,8 @@ class Zygote:
   def __init__(self, steps: int, every: int, tmp_path):
     env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='')
     self.proc = subprocess.Popen(
-        [sys.executable, '-c', ZYGOTE, str(steps), str(every)], cwd=REPO, env=env,
+        [sys.executable, '-c', ZYGOTE, str(steps), str(every), str(tmp_path / 'xla_cache')],
+        cwd=REPO, env=env,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     self.logs = tmp_path / 'logs'
     self.logs.mkdir()
