@@ -90,6 +90,7 @@ class SrBenchmark(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'HR images as PNG, sorted by file name.'}
+  HOMEPAGE = 'https://github.com/sanghyun-son/EDSR-PyTorch'
   BUILDER_CONFIGS = [
       BenchmarkConfig(name=name, description=FOLDER_SETS[name][0],
                       folder_names=FOLDER_SETS[name][1])
@@ -118,29 +119,34 @@ class SrBenchmark(tfds.core.GeneratorBasedBuilder):
             'hr': tfds.features.Image(shape=(None, None, 3),
                                       encoding_format='png'),
         }),
-        homepage='https://github.com/sanghyun-son/EDSR-PyTorch',
-        citation=_CITATIONS[self.builder_config.name],
+        homepage=self.HOMEPAGE,
+        citation=_CITATIONS.get(self.builder_config.name, ''),
         # Records in file-name order, as get_dataset lists a folder.
         disable_shuffling=True,
     )
 
   def _split_generators(self, dl_manager):
+    source, members = _from_manual_dir(dl_manager, self.builder_config.folder_names)
+    if not members:
+      source, members = self._download(dl_manager)
+    return {SPLIT: self._generate_examples(source, members)}
+
+  def _download(self, dl_manager) -> tuple[pathlib.Path, dict[str, str]]:
+    """(source, members) of the sets' archive, when the manual dir has none."""
     name = self.builder_config.name
     folder_names = self.builder_config.folder_names
-    source, members = _from_manual_dir(dl_manager, folder_names)
+    manual_dir = _manual_dir(dl_manager)
+    if not _is_downloaded(dl_manager, self.name, BENCHMARK_URL):
+      _check_reachable(
+          BENCHMARK_URL,
+          f'{name}: found no {"/".join(folder_names)} folder, images or '
+          f'archive of them in the manual dir ({manual_dir or "missing or empty"})')
+    source = pathlib.Path(dl_manager.download(BENCHMARK_URL))
+    members = _select_images(_list_files(source), folder_names)
     if not members:
-      manual_dir = _manual_dir(dl_manager)
-      if not _is_downloaded(dl_manager, self.name, BENCHMARK_URL):
-        _check_reachable(
-            BENCHMARK_URL,
-            f'{name}: found no {"/".join(folder_names)} folder, images or '
-            f'archive of them in the manual dir ({manual_dir or "missing or empty"})')
-      source = pathlib.Path(dl_manager.download(BENCHMARK_URL))
-      members = _select_images(_list_files(source), folder_names)
-      if not members:
-        raise DatasetError(f'{name}: {BENCHMARK_URL} (downloaded to {source}) '
-                           f'holds no {"/".join(folder_names)} folder of images')
-    return {SPLIT: self._generate_examples(source, members)}
+      raise DatasetError(f'{name}: {BENCHMARK_URL} (downloaded to {source}) '
+                         f'holds no {"/".join(folder_names)} folder of images')
+    return source, members
 
   def _generate_examples(self, source: pathlib.Path, members: dict[str, str]):
     for key, image in _read_images(source, members):
@@ -171,28 +177,13 @@ class SrTraining(SrBenchmark):
   (t91 or yang91, bsd200; any case), at any depth, holding the HR images or
   an HR/ subfolder of them, or an archive holding such a folder.
   """
+  HOMEPAGE = ''
 
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=self.builder_config.description,
-        features=tfds.features.FeaturesDict({
-            'name': tfds.features.Text(),
-            'hr': tfds.features.Image(shape=(None, None, 3), encoding_format='png'),
-        }),
-        citation=_CITATIONS.get(self.builder_config.name, ''),
-        disable_shuffling=True,
-    )
-
-  def _split_generators(self, dl_manager):
+  def _download(self, dl_manager) -> tuple[pathlib.Path, dict[str, str]]:
     name = self.builder_config.name
-    folder_names = self.builder_config.folder_names
-    source, members = _from_manual_dir(dl_manager, folder_names)
-    if not members:
-      raise DatasetError(
-          f'{name}: found no {"/".join(folder_names)} folder, images or archive of '
-          f'them in the manual dir ({_manual_dir(dl_manager) or "missing or empty"})')
-    return {SPLIT: self._generate_examples(source, members)}
+    raise DatasetError(
+        f'{name}: found no {"/".join(self.builder_config.folder_names)} folder, images '
+        f'or archive of them in the manual dir ({_manual_dir(dl_manager) or "missing or empty"})')
 
 
 def _manual_dir(dl_manager) -> pathlib.Path | None:
