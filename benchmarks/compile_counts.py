@@ -56,7 +56,7 @@ def main(argv=None):
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from jaxsr import evaluators, models
+  from jaxsr import evaluators, models, runs
 
   compiles = []
   jax.monitoring.register_event_duration_secs_listener(
@@ -85,7 +85,6 @@ def main(argv=None):
       for setting in [m if m == 'legacy' else int(m) for m in args.max_shapes.split(',')]:
         ev = evaluators.BenchmarkEvaluator(set_name, [scale], channels=1,
                                            max_shapes=0 if setting == 'legacy' else setting)
-        ev.pairs = base.pairs  # loaded once
         plan = ev.padded_shapes(scale)
         padded = sum(int(np.prod(plan.get(s, s))) for s in lr_shapes)
         evaluators.benchmark._jitted_apply.cache_clear()  # each setting starts cold
@@ -95,7 +94,7 @@ def main(argv=None):
           result = ev.run(legacy_predict(model, params) if setting == 'legacy' else
                           evaluators.model_predict(model, params))
           passes.append((len(compiles) - n0, sum(compiles) - c0, time.perf_counter() - t0))
-        key = evaluation.scale_key(scale)
+        key = evaluators.scale_key(scale)
         psnr[setting] = result[key]['psnr_y']
         print(f'| {ev.name} | x{scale:g} | {result[key]["n"]} | {len(set(lr_shapes))} | '
               f'{setting} | {passes[0][0]} ({passes[0][1]:.1f}) | {passes[1][0]} | '
