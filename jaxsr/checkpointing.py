@@ -106,9 +106,7 @@ class Checkpointer:
 
   def __init__(self, workdir: str | epath.PathLike, *, keep: int = 3,
                use_async: bool = True):
-    root = epath.Path(workdir)
-    if not str(root).startswith(('gs://', 's3://')):
-      root = epath.Path(pathlib.Path(str(root)).absolute())
+    root = _absolute(workdir)
     # cleanup_tmp_directories: folders of saves cut short by a kill. Safe
     # because one run holds the workdir (jaxsr.workdir_lock).
     self._latest = ocp.CheckpointManager(
@@ -292,13 +290,13 @@ def _sync_processes(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
-def restore_params(path: str | pathlib.Path, abstract_params: Any | None = None) -> Any:
+def restore_params(path: str | epath.PathLike, abstract_params: Any | None = None) -> Any:
   """The `params` subtree of a saved train state, on the default device.
 
   `path` is a workdir (its best checkpoint, else its newest), a
   `checkpoints/`-style folder of steps, or one step folder.
   """
-  path = pathlib.Path(path).absolute()
+  path = _absolute(path)
   step_dir = _find_step_dir(path)
   restored = ocp.StandardCheckpointer().restore(step_dir)
   params = restored['params'] if isinstance(restored, dict) and 'params' in restored else restored
@@ -308,7 +306,14 @@ def restore_params(path: str | pathlib.Path, abstract_params: Any | None = None)
   return params
 
 
-def _find_step_dir(path: pathlib.Path) -> pathlib.Path:
+def _absolute(path: str | epath.PathLike) -> epath.Path:
+  """Orbax wants absolute paths; gs:// ones are."""
+  if str(path).startswith(('gs://', 's3://')):
+    return epath.Path(path)
+  return epath.Path(pathlib.Path(path).absolute())
+
+
+def _find_step_dir(path: epath.Path) -> epath.Path:
   if not path.exists():
     raise FileNotFoundError(f'checkpoint path {path} does not exist')
   for sub in ('best', 'checkpoints'):
@@ -324,6 +329,6 @@ def _find_step_dir(path: pathlib.Path) -> pathlib.Path:
   return _state_dir(path)
 
 
-def _state_dir(step_dir: pathlib.Path) -> pathlib.Path:
+def _state_dir(step_dir: epath.Path) -> epath.Path:
   # CheckpointManager with StandardSave stores the item under 'default'.
   return step_dir / 'default' if (step_dir / 'default').is_dir() else step_dir

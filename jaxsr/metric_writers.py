@@ -1,13 +1,28 @@
-"""Metrics to `workdir/metrics.jsonl` (one object per logged step) and TensorBoard."""
+"""Metrics to `workdir/metrics.jsonl` (one object per logged step) and TensorBoard.
+
+Workdirs on object stores (gs://) have no append: an object is written whole.
+There the writer keeps the file's rows and writes the object again with each
+new row (metrics are a few rows a minute), so a resumed run keeps its earlier
+rows and a kill mid-write leaves the previous object. TensorBoard event files
+go to gs:// through the same client (gcsfs) as everything else of a workdir,
+uploaded whole with each row.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
 from typing import Any
 
 from etils import epath
+
+OBJECT_STORES = ('gs://', 's3://')
+
+
+def on_object_store(path: str | epath.PathLike) -> bool:
+  return str(path).startswith(OBJECT_STORES)
 
 
 class MetricsWriteError(OSError):
@@ -27,10 +42,15 @@ class MetricWriter:
     workdir = epath.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     self._path = workdir / 'metrics.jsonl'
-    self._jsonl = self._path.open('a')
     self._failed = False
+    self._text = None  # on an object store: the whole file, rewritten per row
+    if on_object_store(workdir):
+      self._text = self._path.read_text() if self._path.exists() else ''
+    else:
+      self._jsonl = self._path.open('a')
     if tensorboard:
       from tensorboardX import SummaryWriter
+      _register_object_store_events()
       self._tb = SummaryWriter(str(workdir / 'tensorboard'))
 
   def write(self, step: int, metrics: dict[str, Any]) -> None:
@@ -38,9 +58,14 @@ class MetricWriter:
       return
     row = {'step': int(step), 'time': time.time()}
     row.update({k: _plain(v) for k, v in metrics.items()})
+    line = json.dumps(row) + '\n'
     try:
-      self._jsonl.write(json.dumps(row) + '\n')
-      self._jsonl.flush()
+      if self._text is not None:
+        self._path.write_text(self._text + line)
+        self._text += line
+      else:
+        self._jsonl.write(line)
+        self._jsonl.flush()
     except OSError as e:
       self._failed = True
       raise MetricsWriteError(f'could not write step {step} to {self._path}: '
@@ -49,6 +74,8 @@ class MetricWriter:
       for k, v in row.items():
         if k not in ('step', 'time') and isinstance(v, (int, float)) and math.isfinite(v):
           self._tb.add_scalar(k, v, step)
+      if self._text is not None:
+        self._tb.flush()  # an upload per row, as metrics.jsonl: a kill loses neither
 
   def flush(self) -> None:
     if self._tb is not None:
@@ -64,6 +91,39 @@ class MetricWriter:
     except OSError:
       if not self._failed:
         raise
+
+
+class _ObjectRecordWriter:
+  """A TensorBoard event file on an object store: buffered, uploaded whole."""
+
+  def __init__(self, path: str):
+    self._path = epath.Path(path)
+    self._buffer = io.BytesIO()
+
+  def write(self, data: bytes) -> None:
+    self._buffer.write(data)
+
+  def flush(self) -> None:
+    self._path.write_bytes(self._buffer.getvalue())
+
+  def close(self) -> None:
+    self.flush()
+
+
+class _ObjectRecordWriterFactory:
+
+  def open(self, path: str) -> _ObjectRecordWriter:
+    return _ObjectRecordWriter(path)
+
+  def directory_check(self, path: str) -> None:
+    del path  # object stores have no folders to create
+
+
+def _register_object_store_events() -> None:
+  """gs:// event files through epath (gcsfs); tensorboardX's own gs:// writer
+  needs google-cloud-storage credentials and a project of its own."""
+  from tensorboardX import record_writer
+  record_writer.register_writer_factory('gs', _ObjectRecordWriterFactory())
 
 
 def _plain(v: Any) -> Any:

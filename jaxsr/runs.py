@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import pathlib
 from typing import Any
 
 from etils import epath
@@ -84,7 +83,7 @@ class Run:
     checkpoint_step: the step of the checkpoint reports score (the best,
       else the newest), None for an archived run without checkpoints.
   """
-  workdir: pathlib.Path
+  workdir: epath.Path
   label: str
   config: dict[str, Any]
   rows: list[dict[str, Any]]
@@ -108,9 +107,9 @@ class Run:
     return model, params
 
 
-def load_run(workdir: str | pathlib.Path, label: str | None = None) -> Run:
-  """The `Run` of a workdir; RunError (naming the file) if it is not one."""
-  workdir = pathlib.Path(workdir)
+def load_run(workdir: str | epath.PathLike, label: str | None = None) -> Run:
+  """The `Run` of a workdir (local or gs://); RunError (naming the file) if it is not one."""
+  workdir = epath.Path(workdir)
   config = read_config(workdir)
   model = config['model']
   scales = tuple(float(s) for s in config.get('data', {}).get('scales') or
@@ -120,10 +119,10 @@ def load_run(workdir: str | pathlib.Path, label: str | None = None) -> Run:
              checkpoint_step=checkpoint_step(workdir))
 
 
-def checkpoint_step(workdir: pathlib.Path) -> int | None:
+def checkpoint_step(workdir: epath.PathLike) -> int | None:
   """The step of the checkpoint reports score: the best, else the newest."""
   for sub in ('best', 'checkpoints'):
-    folder = pathlib.Path(workdir) / sub
+    folder = epath.Path(workdir) / sub
     steps = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if (
         folder.is_dir()) else []
     if steps:

@@ -37,3 +37,18 @@ def data_dir() -> pathlib.Path:
     pytest.skip('benchmark images not found: set JAXSR_DATA_DIR to a folder '
                 'holding set5/, set14/, b100/ (e.g. ../shared/datasets)')
   return path
+
+
+@pytest.fixture(scope='session')
+def gcs_root():
+  """'gs://<bucket>' on a GCS emulator on loopback, for the whole session
+  (gcsfs caches its endpoint per process, so one emulator serves every test)."""
+  from gcs_emulator import running_emulator
+  with running_emulator() as root:
+    yield root
+
+
+@pytest.fixture
+def gcs_workdir(gcs_root, request):
+  """A fresh gs:// folder per test."""
+  return f'{gcs_root}/{request.node.name}'

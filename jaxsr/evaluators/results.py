@@ -17,6 +17,8 @@ import pathlib
 import tempfile
 from typing import Any
 
+from etils import epath
+
 
 class ResultsFileError(OSError):
   """A results file that cannot be written; the message names it."""
@@ -66,8 +68,9 @@ def check_writable(path: str | os.PathLike) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-  """Writes `obj` to `path` as indented strict JSON, atomically (parents created)."""
-  path = pathlib.Path(path)
+  """Writes `obj` to `path` (local or gs://) as indented strict JSON, atomically
+  (parents created)."""
+  path = epath.Path(path)
   try:
     text = json.dumps(obj, indent=2, allow_nan=False) + '\n'
   except ValueError as e:
