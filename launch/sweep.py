@@ -323,4 +323,11 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  try:
+    app.run(main)
+  except SystemExit as e:
+    # absl's --help prints the flags, then exits 1; asking for help is no error.
+    if e.code == 1 and any(a.split('=')[0] in ('--help', '-help', '--helpshort',
+                                               '--helpfull', '-?') for a in sys.argv[1:]):
+      sys.exit(0)
+    raise

@@ -198,7 +198,9 @@ def test_sigterm_stops_the_sweep_and_lets_running_runs_save(tmp_path):
 
 
 def test_help_lists_the_flags():
-  out = subprocess.run([sys.executable, str(REPO / 'launch' / 'sweep.py'), '--help'],
-                       capture_output=True, text=True, timeout=120).stdout
+  result = subprocess.run([sys.executable, str(REPO / 'launch' / 'sweep.py'), '--help'],
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0  # asking for help is no error, as in every jaxsr command
+  out = result.stdout
   for flag in ('config', 'workdir_root', '[no]print', 'only', 'seeds', 'parallel'):
     assert f'  --{flag}:' in out, out
