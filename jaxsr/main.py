@@ -1,4 +1,8 @@
-"""Trains a model: python -m jaxsr.main --config=configs/eeds.py --workdir=DIR.
+"""Trains a model: python -m jaxsr.main --config=configs/eeds.py [--workdir=DIR].
+
+Without --workdir the run goes to output/<config name>[_<config args>] (e.g.
+output/eeds, output/eeds_runlocal_scale3), printed at the start; the same
+command run again resumes there. DIR may be on gs:// (TPU pods).
 
 Config overrides: --config.train.steps=2000 --config.optim.lr=0.01 ...
 Multi-host (TPU pods, GPU clusters): jax.distributed is initialised when
@@ -28,7 +32,9 @@ from jaxsr.models import backend
 
 # Every field of the config's model is a key too: --config.model.<field>=...
 _CONFIG = config_checks.define_config_flag('config', 'Training config file.')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Folder for checkpoints and metrics.')
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Folder for checkpoints and metrics, local or gs:// (default: '
+    'output/<config name>[_<config args>]).')
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, 'Data root holding set5/, t91/, ... (default: $JAXSR_DATA_DIR, '
     'else the per-user cache). Same as --config.data.data_dir.')
@@ -36,7 +42,7 @@ _MULTIHOST = flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initial
 _COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'host:port of process 0.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process index.')
-flags.mark_flags_as_required(['config', 'workdir'])
+flags.mark_flags_as_required(['config'])
 
 _EXCEPTION_NAME = re.compile(r'^[\w.]*(Error|Exception): ')
 
@@ -69,6 +75,21 @@ def _one_line(e: BaseException, argv: list[str]) -> str:
   if isinstance(e, OSError) and config_file and not os.path.isfile(config_file):
     return f'--config: no config file {config_file}'
   return ' '.join(lines)
+
+
+def default_workdir(config_arg: str) -> str:
+  """'configs/eeds.py:runlocal,scale=3' -> 'output/eeds_runlocal_scale3'."""
+  path, _, args = config_arg.partition(':')
+  name = os.path.splitext(os.path.basename(path))[0]
+  words = [re.sub(r'[^\w.-]', '', a) for a in args.split(',') if a.strip()]
+  return os.path.join('output', '_'.join([name, *filter(None, words)]))
+
+
+def _workdir() -> str:
+  if _WORKDIR.value:
+    return _WORKDIR.value
+  # The flag's text as given (file and arguments), not the loaded config.
+  return default_workdir(flags.FLAGS['config'].config_filename)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -111,8 +132,12 @@ def main(argv):
   logging.info('process %d/%d, %d local / %d global devices (%s)',
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count(), jax.devices()[0].platform)
+  workdir = _workdir()
+  if not _WORKDIR.value and jax.process_index() == 0:
+    print(f'workdir: {workdir} (no --workdir given; the same command resumes there)',
+          flush=True)
   try:
-    metrics = train.train_and_evaluate(config, _WORKDIR.value)
+    metrics = train.train_and_evaluate(config, workdir)
   except train.Preempted as e:
     print(e, file=sys.stderr, flush=True)
     return 143
