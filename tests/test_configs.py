@@ -81,6 +81,17 @@ def test_runlocal_samples_patches_as_the_model_needs(path):
     assert c.data.patch_size or c.data.hr_patch_size
 
 
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.stem)
+def test_runlocal_decays_the_learning_rate_to_zero(path):
+  """A short run ends on its decayed model: at a constant Adam 1e-3 the README's
+  main job (EEDS x2, 600 steps) ended 0.7 dB below bicubic while it had been
+  0.85 dB above at step 450."""
+  module = load_config_module(path)
+  c = module.get_config('runlocal')
+  schedule = c.optim.schedule
+  assert (schedule.name, schedule.final_fraction) == ('cosine', 0.0), path.stem
+
+
 def test_eval_max_shapes_is_the_evaluators_default():
   assert common.EVAL_MAX_SHAPES == evaluators.EVAL_MAX_SHAPES
   assert common.base_config('eeds').eval.max_shapes == evaluators.EVAL_MAX_SHAPES
