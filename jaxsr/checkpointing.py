@@ -294,11 +294,19 @@ def restore_params(path: str | epath.PathLike, abstract_params: Any | None = Non
   """The `params` subtree of a saved train state, on the default device.
 
   `path` is a workdir (its best checkpoint, else its newest), a
-  `checkpoints/`-style folder of steps, or one step folder.
+  `checkpoints/`-style folder of steps, or one step folder. A state saved
+  on other devices (a pod's, another host's) restores too: onto the default
+  device, by the saved shapes, not the saved shardings.
   """
   path = _absolute(path)
   step_dir = _find_step_dir(path)
-  restored = ocp.StandardCheckpointer().restore(step_dir)
+  checkpointer = ocp.StandardCheckpointer()
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  metadata = checkpointer.metadata(step_dir)
+  metadata = getattr(metadata, 'item_metadata', metadata)
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                        metadata)
+  restored = checkpointer.restore(step_dir, target)
   params = restored['params'] if isinstance(restored, dict) and 'params' in restored else restored
   if abstract_params is not None:
     params = jax.tree.map(lambda a, x: jax.numpy.asarray(x, a.dtype),

@@ -173,10 +173,20 @@ def trim_metrics(workdir: str | epath.PathLike, step: int) -> list[dict[str, Any
   rows, exact = _read_rows(path)
   kept = [r for r in rows if r['step'] <= step]
   if len(kept) != len(rows) or not exact:
-    tmp = path.parent / 'metrics.jsonl.tmp'
-    tmp.write_text(''.join(json.dumps(r) + '\n' for r in kept))
-    tmp.replace(path)
+    write_whole(path, ''.join(json.dumps(r) + '\n' for r in kept))
   return kept
+
+
+def write_whole(path: epath.Path, text: str) -> None:
+  """Replaces the file at once: through a renamed temporary file, or on an
+  object store in one upload (already atomic there; a rename is a copy and
+  a delete)."""
+  if on_object_store(path):
+    path.write_text(text)
+    return
+  tmp = path.parent / f'{path.name}.tmp'
+  tmp.write_text(text)
+  tmp.replace(path)
 
 
 def training_summary(rows: list[dict[str, Any]]) -> tuple[int, float]:

@@ -238,10 +238,7 @@ def _one_run_per_workdir(workdir: epath.Path):
 
 
 def _write_config(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
-  path = workdir / 'config.json'
-  tmp = workdir / 'config.json.tmp'
-  tmp.write_text(config.to_json_best_effort(indent=2))
-  tmp.replace(path)
+  metric_writers.write_whole(workdir / 'config.json', config.to_json_best_effort(indent=2))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import threading
+import urllib.parse
 import urllib.request
 from typing import Iterator
 
@@ -27,6 +28,19 @@ def create_bucket(url: str, name: str) -> None:
       headers={'Content-Type': 'application/json'}, method='POST')
   with urllib.request.urlopen(request, timeout=10) as response:
     assert response.status == 200, response.status
+
+
+def committed_steps(workdir: str, folder: str = 'checkpoints') -> list[int]:
+  """Committed checkpoint steps under a gs:// workdir, asked of the emulator
+  itself (gcsfs caches listings). Orbax on GCS commits a step by writing its
+  commit_success.txt last."""
+  bucket, _, prefix = workdir.removeprefix('gs://').partition('/')
+  query = urllib.parse.urlencode({'prefix': f'{prefix}/{folder}/'})
+  url = f'{os.environ["STORAGE_EMULATOR_HOST"]}/storage/v1/b/{bucket}/o?{query}'
+  with urllib.request.urlopen(url, timeout=10) as response:
+    names = [item['name'] for item in json.load(response).get('items', [])]
+  return sorted({int(n.split('/')[-2]) for n in names
+                 if n.endswith('/commit_success.txt') and n.split('/')[-2].isdigit()})
 
 
 def _drain(stream, keep: int = 200) -> collections.deque:

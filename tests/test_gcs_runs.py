@@ -9,12 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 
 import numpy as np
 from etils import epath
 from PIL import Image
+
+from gcs_emulator import committed_steps
 
 from jaxsr import evaluate
 from jaxsr import metric_writers
@@ -33,35 +33,23 @@ def main_command(workdir):
           f'--workdir={workdir}', *TINY]
 
 
-def saved_steps(workdir: str) -> list[int]:
-  """Committed checkpoint steps, asked of the emulator itself (gcsfs caches listings)."""
-  bucket, _, prefix = workdir.removeprefix('gs://').partition('/')
-  query = urllib.parse.urlencode({'prefix': f'{prefix}/checkpoints/'})
-  url = f'{os.environ["STORAGE_EMULATOR_HOST"]}/storage/v1/b/{bucket}/o?{query}'
-  with urllib.request.urlopen(url, timeout=10) as response:
-    names = [item['name'] for item in json.load(response).get('items', [])]
-  # Orbax on GCS commits a step by writing its commit_success file last.
-  return sorted({int(n.split('/')[-2]) for n in names
-                 if n.endswith('/commit_success.txt') and n.split('/')[-2].isdigit()})
-
-
 def test_a_gcs_run_trains_resumes_after_sigkill_and_reads_back(gcs_workdir, tmp_path):
   env = dict(os.environ, XLA_FLAGS='', JAX_PLATFORMS='cpu')
   proc = subprocess.Popen(main_command(gcs_workdir), cwd=REPO, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   deadline = time.time() + 240
-  while time.time() < deadline and proc.poll() is None and not saved_steps(gcs_workdir):
+  while time.time() < deadline and proc.poll() is None and not committed_steps(gcs_workdir):
     time.sleep(0.2)
   assert proc.poll() is None, proc.communicate()[0]
   proc.send_signal(signal.SIGKILL)
   proc.communicate()
-  assert saved_steps(gcs_workdir)[-1] < STEPS
+  assert committed_steps(gcs_workdir)[-1] < STEPS
 
   resumed = subprocess.run(main_command(gcs_workdir), cwd=REPO, env=env, timeout=300,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   assert resumed.returncode == 0, resumed.stdout
   assert 'Resumed from gs://' in resumed.stdout
-  assert saved_steps(gcs_workdir)[-1] == STEPS
+  assert committed_steps(gcs_workdir)[-1] == STEPS
   # The killed run's rows up to its checkpoint, then the resumed run's: each step once.
   steps = [r['step'] for r in metric_writers.read_metrics(gcs_workdir)]
   assert steps == list(range(5, STEPS + 1, 5)), steps

@@ -1,0 +1,117 @@
+"""A TPU pod in miniature: 2 processes x 4 CPU devices on localhost (one
+jax.distributed run, a loopback coordinator), the workdir on the emulated
+gs:// bucket. A SIGTERM to one process makes both save the same step and
+stop; a restart of both finishes the run, equal to one process on 8 devices."""
+
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import common
+from gcs_emulator import committed_steps
+from jaxsr import checkpointing
+from jaxsr import metric_writers
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+STEPS = 40
+
+
+@pytest.fixture(scope='module')
+def config_file(tmp_path_factory):
+  import skimage.data
+  from PIL import Image
+  root = tmp_path_factory.mktemp('pod')
+  (root / 'train').mkdir()
+  (root / 'test').mkdir()
+  for name in ('astronaut', 'rocket', 'coffee'):
+    Image.fromarray(getattr(skimage.data, name)()[:96, :128]).save(root / 'train' / f'{name}.png')
+  Image.fromarray(skimage.data.chelsea()[100:164, 100:180]).save(root / 'test' / 'chelsea.png')
+  c = common.base_config('espcn', scale=2)
+  c.model.features = (8, 8)
+  c.data.train = str(root / 'train')
+  c.data.patch_size = 6
+  c.train.steps = STEPS
+  c.train.batch_size = 8
+  c.train.log_every = 1
+  c.optim.name = 'sgd'
+  c.optim.lr = 0.05
+  c.checkpoint.every = 5
+  c.checkpoint.use_async = False
+  c.eval.sets = str(root / 'test')
+  c.eval.every = 1000
+  path = root / 'cfg.py'
+  path.write_text('import ml_collections\n\n\ndef get_config(arg=None):\n'
+                  f'  return ml_collections.ConfigDict({ml_collections.ConfigDict(c).to_dict()!r})\n')
+  return path
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def start(workdir, config_file, *flags, devices: int):
+  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
+             JAX_PLATFORMS='cpu')
+  return subprocess.Popen(
+      [sys.executable, '-m', 'jaxsr.main', f'--config={config_file}', f'--workdir={workdir}',
+       *flags], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def start_pod(workdir, config_file):
+  port = _free_port()
+  return [start(workdir, config_file, f'--coordinator_address=127.0.0.1:{port}',
+                '--num_processes=2', f'--process_id={i}', devices=4) for i in range(2)]
+
+
+def finish(procs):
+  return [p.communicate(timeout=300)[0] for p in procs]
+
+
+def test_a_sigterm_to_one_host_stops_the_pod_at_one_saved_step_and_it_resumes(
+    config_file, gcs_workdir, tmp_path):
+  reference = start(tmp_path / 'single', config_file, devices=8)
+  pod = start_pod(gcs_workdir, config_file)
+  deadline = time.time() + 240
+  while time.time() < deadline and not committed_steps(gcs_workdir) and all(
+      p.poll() is None for p in pod):
+    time.sleep(0.1)
+  assert all(p.poll() is None for p in pod), finish(pod)
+  pod[1].send_signal(signal.SIGTERM)
+  outs = finish(pod)
+  for p, out in zip(pod, outs):
+    assert p.returncode == 143, out
+    assert 'Traceback' not in out
+  saved = [re.findall(r'^SIGTERM: saved step (\d+) in ', out, re.MULTILINE) for out in outs]
+  assert saved[0] == saved[1] and len(saved[0]) == 1, outs
+  step = int(saved[0][0])
+  assert step < STEPS and committed_steps(gcs_workdir)[-1] == step
+
+  pod = start_pod(gcs_workdir, config_file)
+  outs = finish(pod)
+  for p, out in zip(pod, outs):
+    assert p.returncode == 0, out
+  assert f'Resumed from {gcs_workdir}/checkpoints at step {step}' in outs[0]
+  assert reference.communicate(timeout=300)[0] is not None and reference.returncode == 0
+
+  losses = lambda w: {r['step']: r['train/loss'] for r in metric_writers.read_metrics(w)
+                      if 'train/loss' in r}
+  single, pod_losses = losses(tmp_path / 'single'), losses(gcs_workdir)
+  assert list(pod_losses) == list(range(1, STEPS + 1))
+  np.testing.assert_allclose([pod_losses[s] for s in single], list(single.values()),
+                             rtol=1e-5, atol=1e-5)
+  a = jax.tree.leaves(checkpointing.restore_params(tmp_path / 'single' / 'checkpoints'))
+  b = jax.tree.leaves(checkpointing.restore_params(f'{gcs_workdir}/checkpoints'))
+  for x, y in zip(a, b):
+    np.testing.assert_allclose(x, y, atol=1e-5, rtol=0)
