@@ -77,19 +77,12 @@ def _one_line(e: BaseException, argv: list[str]) -> str:
   return ' '.join(lines)
 
 
-def default_workdir(config_arg: str) -> str:
-  """'configs/eeds.py:runlocal,scale=3' -> 'output/eeds_runlocal_scale3'."""
-  path, _, args = config_arg.partition(':')
-  name = os.path.splitext(os.path.basename(path))[0]
-  words = [re.sub(r'[^\w.-]', '', a) for a in args.split(',') if a.strip()]
-  return os.path.join('output', '_'.join([name, *filter(None, words)]))
-
-
 def _workdir() -> str:
   if _WORKDIR.value:
     return _WORKDIR.value
+  from jaxsr import runs
   # The flag's text as given (file and arguments), not the loaded config.
-  return default_workdir(flags.FLAGS['config'].config_filename)
+  return runs.default_workdir(flags.FLAGS['config'].config_filename)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
+import re
 from typing import Any
 
 from etils import epath
@@ -128,3 +130,12 @@ def checkpoint_step(workdir: epath.PathLike) -> int | None:
     if steps:
       return max(steps)
   return None
+
+
+def default_workdir(config_arg: str) -> str:
+  """The workdir of a run given none: 'configs/eeds.py:runlocal,scale=3' ->
+  'output/eeds_runlocal_scale3' (the EEDS paper keeps its results in output/)."""
+  path, _, args = config_arg.partition(':')
+  name = os.path.splitext(os.path.basename(path))[0]
+  words = [re.sub(r'[^\w.-]', '', a) for a in args.split(',') if a.strip()]
+  return os.path.join('output', '_'.join([name, *filter(None, words)]))

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from jaxsr import main
+from jaxsr import runs
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -18,7 +18,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
     ('/abs/configs/vdsr.py:runlocal,scale=3', 'output/vdsr_runlocal_scale3'),
 ])
 def test_default_workdir_names_the_config_and_its_arguments(arg, expected):
-  assert main.default_workdir(arg) == expected
+  assert runs.default_workdir(arg) == expected
 
 
 def test_the_plain_command_writes_to_output_and_resumes_there(tmp_path):
