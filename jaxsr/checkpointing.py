@@ -48,10 +48,20 @@ def _echoes_orbax(record: logging.LogRecord) -> bool:
   if '/asyncio/' not in record.pathname or not record.exc_info:
     return False
   frames = traceback.extract_tb(record.exc_info[2])
-  return any('/orbax/' in frame.filename for frame in frames)
+  return (any('/orbax/' in frame.filename for frame in frames)
+          or '.orbax-checkpoint-tmp' in str(record.exc_info[1]))
+
+
+class _DropOrbaxEchoes(logging.Filter):
+
+  def filter(self, record):
+    return not _echoes_orbax(record)
 
 
 absl_logging.get_absl_handler().addFilter(_OrbaxLogFilter())
+# asyncio may log the echo after absl's handler is gone (at interpreter exit,
+# through logging's last-resort handler): filter it at its logger too.
+logging.getLogger('asyncio').addFilter(_DropOrbaxEchoes())
 
 
 def _drop_closed_loop_callbacks(unraisable, previous=sys.unraisablehook):
