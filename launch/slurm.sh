@@ -15,23 +15,7 @@
 # resumes from the workdir.
 set -euo pipefail
 
-# Words joined into one shell command line, single-quoted where needed.
-shell_join() {
-  local out="" word
-  for word in "$@"; do
-    if [[ "$word" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
-      out+=" $word"
-    else
-      out+=" '${word//\'/\'\\\'\'}'"
-    fi
-  done
-  printf '%s' "${out# }"
-}
-
-usage() {
-  sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-}
+source "$(dirname "$0")/flags.sh"
 
 NODES="" GPUS="" CONFIG="" WORKDIR="" DATA_DIR="" PARTITION="" TIME="" DRY_RUN=0
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,16 +32,11 @@ while [ $# -gt 0 ]; do
     --dry_run) DRY_RUN=1 ;;
     --help|-h) usage ;;
     --) shift; EXTRA=("$@"); break ;;
-    *) echo "error: unknown argument $1 (flags for jaxsr.main go after --)" >&2; exit 2 ;;
+    *) unknown_argument "$1" ;;
   esac
   shift
 done
-for pair in "--nodes:$NODES" "--gpus_per_node:$GPUS" "--config:$CONFIG" "--workdir:$WORKDIR" "--data_dir:$DATA_DIR"; do
-  if [ -z "${pair#*:}" ]; then
-    echo "error: ${pair%%:*} is required (see --help)" >&2
-    exit 2
-  fi
-done
+require "--nodes:$NODES" "--gpus_per_node:$GPUS" "--config:$CONFIG" "--workdir:$WORKDIR" "--data_dir:$DATA_DIR"
 for pair in "--nodes:$NODES" "--gpus_per_node:$GPUS"; do
   if ! [[ "${pair#*:}" =~ ^[1-9][0-9]*$ ]]; then
     echo "error: ${pair%%:*}=${pair#*:}: expected a positive whole number" >&2

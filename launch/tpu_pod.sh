@@ -16,23 +16,7 @@
 # (README, "Scaling out").
 set -euo pipefail
 
-# Words joined into one shell command line, single-quoted where needed.
-shell_join() {
-  local out="" word
-  for word in "$@"; do
-    if [[ "$word" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
-      out+=" $word"
-    else
-      out+=" '${word//\'/\'\\\'\'}'"
-    fi
-  done
-  printf '%s' "${out# }"
-}
-
-usage() {
-  sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-}
+source "$(dirname "$0")/flags.sh"
 
 TPU="" ZONE="" CONFIG="" WORKDIR="" DATA_DIR="" DRY_RUN=0 NUM_WORKERS=""
 REMOTE_DIR=${JAXSR_REMOTE_DIR:-jaxsr}
@@ -48,16 +32,11 @@ while [ $# -gt 0 ]; do
     --dry_run) DRY_RUN=1 ;;
     --help|-h) usage ;;
     --) shift; EXTRA=("$@"); break ;;
-    *) echo "error: unknown argument $1 (flags for jaxsr.main go after --)" >&2; exit 2 ;;
+    *) unknown_argument "$1" ;;
   esac
   shift
 done
-for pair in "--tpu:$TPU" "--zone:$ZONE" "--config:$CONFIG" "--workdir:$WORKDIR" "--data_dir:$DATA_DIR"; do
-  if [ -z "${pair#*:}" ]; then
-    echo "error: ${pair%%:*} is required (see --help)" >&2
-    exit 2
-  fi
-done
+require "--tpu:$TPU" "--zone:$ZONE" "--config:$CONFIG" "--workdir:$WORKDIR" "--data_dir:$DATA_DIR"
 
 train=(python -m jaxsr.main "--config=$CONFIG" "--workdir=$WORKDIR" "--data_dir=$DATA_DIR" --multihost "${EXTRA[@]}")
 remote="set -e; cd ~/$REMOTE_DIR && pip install -q -e '.[tpu]' && $(shell_join "${train[@]}")"
