@@ -13,10 +13,11 @@ shell_join() {
   printf '%s' "${out# }"
 }
 
-# The calling script's usage lines (2-6 of its header comment), then exit 2.
+# The calling script's usage lines (2-6 of its header comment); exit 0 when
+# asked for (--help), else 2.
 usage() {
   sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
+  exit "${1:-2}"
 }
 
 unknown_argument() {

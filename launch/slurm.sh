@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     --partition=*) PARTITION=${1#*=} ;;
     --time=*) TIME=${1#*=} ;;
     --dry_run) DRY_RUN=1 ;;
-    --help|-h) usage ;;
+    --help|-h) usage 0 ;;
     --) shift; EXTRA=("$@"); break ;;
     *) unknown_argument "$1" ;;
   esac

@@ -64,3 +64,10 @@ def test_slurm_rejects_a_bad_node_count():
   result = _run('slurm.sh', '--nodes=two', '--gpus_per_node=8', *COMMON, '--dry_run')
   assert result.returncode == 2
   assert 'error: --nodes=two: expected a positive whole number' in result.stderr
+
+
+@pytest.mark.parametrize('script', ['tpu_pod.sh', 'slurm.sh'])
+def test_launchers_help_exits_0_with_the_usage(script):
+  result = _run(script, '--help')
+  assert result.returncode == 0
+  assert f'launch/{script}' in result.stderr
