@@ -52,3 +52,17 @@ def gcs_root():
 def gcs_workdir(gcs_root, request):
   """A fresh gs:// folder per test."""
   return f'{gcs_root}/{request.node.name}'
+
+
+@pytest.fixture(scope='session')
+def photo_dirs(tmp_path_factory):
+  """train/ (3 scikit-image photos, 96×128 crops) and test/ (one 64×80 crop)."""
+  import skimage.data
+  from PIL import Image
+  root = tmp_path_factory.mktemp('photos')
+  (root / 'train').mkdir()
+  (root / 'test').mkdir()
+  for name in ('astronaut', 'rocket', 'coffee'):
+    Image.fromarray(getattr(skimage.data, name)()[:96, :128]).save(root / 'train' / f'{name}.png')
+  Image.fromarray(skimage.data.chelsea()[100:164, 100:180]).save(root / 'test' / 'chelsea.png')
+  return root

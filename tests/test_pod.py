@@ -27,15 +27,8 @@ STEPS = 40
 
 
 @pytest.fixture(scope='module')
-def config_file(tmp_path_factory):
-  import skimage.data
-  from PIL import Image
-  root = tmp_path_factory.mktemp('pod')
-  (root / 'train').mkdir()
-  (root / 'test').mkdir()
-  for name in ('astronaut', 'rocket', 'coffee'):
-    Image.fromarray(getattr(skimage.data, name)()[:96, :128]).save(root / 'train' / f'{name}.png')
-  Image.fromarray(skimage.data.chelsea()[100:164, 100:180]).save(root / 'test' / 'chelsea.png')
+def config_file(photo_dirs, tmp_path_factory):
+  root = photo_dirs
   c = common.base_config('espcn', scale=2)
   c.model.features = (8, 8)
   c.data.train = str(root / 'train')
@@ -49,7 +42,7 @@ def config_file(tmp_path_factory):
   c.checkpoint.use_async = False
   c.eval.sets = str(root / 'test')
   c.eval.every = 1000
-  path = root / 'cfg.py'
+  path = tmp_path_factory.mktemp('pod') / 'cfg.py'
   path.write_text('import ml_collections\n\n\ndef get_config(arg=None):\n'
                   f'  return ml_collections.ConfigDict({ml_collections.ConfigDict(c).to_dict()!r})\n')
   return path

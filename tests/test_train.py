@@ -14,7 +14,6 @@ import time
 import jax
 import numpy as np
 import pytest
-import skimage.data
 
 from jaxsr import checkpointing
 from configs import common
@@ -94,16 +93,7 @@ def test_invalid_config_names_the_key(key, value, message):
 
 # --- Training runs on a tiny model and a folder of real photos. ---
 
-@pytest.fixture(scope='module')
-def photo_dirs(tmp_path_factory):
-  from PIL import Image
-  root = tmp_path_factory.mktemp('photos')
-  (root / 'train').mkdir()
-  (root / 'test').mkdir()
-  for name in ('astronaut', 'rocket', 'coffee'):
-    Image.fromarray(getattr(skimage.data, name)()[:96, :128]).save(root / 'train' / f'{name}.png')
-  Image.fromarray(skimage.data.chelsea()[100:164, 100:180]).save(root / 'test' / 'chelsea.png')
-  return root
+# photo_dirs (tests/conftest.py): a folder of real photos, train/ and test/.
 
 
 def tiny_config(photo_dirs, steps=6, batch_size=8):
@@ -272,18 +262,24 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def test_two_processes_train_together(photo_dirs, tmp_path):
-  cfg = write_tiny_config(photo_dirs, tmp_path / 'cfg.py', steps=3)
-  rc, out = run_main(tmp_path / 'single', cfg)
-  assert rc == 0, out
+def _two_processes(workdir, cfg) -> list[str]:
+  """Runs jaxsr.main as 2 processes × 2 CPU devices on localhost; their outputs."""
   port = _free_port()
   env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
-  procs = [run_main(tmp_path / 'multi', cfg, f'--coordinator_address=localhost:{port}',
+  procs = [run_main(workdir, cfg, f'--coordinator_address=localhost:{port}',
                     '--num_processes=2', f'--process_id={i}', env_extra=env, wait=False)
            for i in range(2)]
   outs = [p.communicate(timeout=600)[0] for p in procs]
   for p, out in zip(procs, outs):
     assert p.returncode == 0, out
+  return outs
+
+
+def test_two_processes_train_together(photo_dirs, tmp_path):
+  cfg = write_tiny_config(photo_dirs, tmp_path / 'cfg.py', steps=3)
+  rc, out = run_main(tmp_path / 'single', cfg)
+  assert rc == 0, out
+  outs = _two_processes(tmp_path / 'multi', cfg)
   assert 'process 1/2, 2 local / 4 global devices' in outs[1]
   single, multi = losses(tmp_path / 'single'), losses(tmp_path / 'multi')
   assert list(multi) == [1, 2, 3]
@@ -294,13 +290,7 @@ def test_two_processes_train_together(photo_dirs, tmp_path):
              key=lambda p: p.stat().st_size)
   data.write_bytes(data.read_bytes()[:10])
   cfg = write_tiny_config(photo_dirs, tmp_path / 'cfg.py', steps=4)
-  port = _free_port()
-  procs = [run_main(tmp_path / 'multi', cfg, f'--coordinator_address=localhost:{port}',
-                    '--num_processes=2', f'--process_id={i}', env_extra=env, wait=False)
-           for i in range(2)]
-  outs = [p.communicate(timeout=600)[0] for p in procs]
-  for p, out in zip(procs, outs):
-    assert p.returncode == 0, out
+  for out in _two_processes(tmp_path / 'multi', cfg):
     assert 'checkpoints/3 does not restore' in out and 'resuming from step 2' in out
   assert (tmp_path / 'multi' / 'checkpoints' / '3.damaged').is_dir()
   assert list(losses(tmp_path / 'multi')) == [1, 2, 3, 4]
