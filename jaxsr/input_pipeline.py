@@ -34,32 +34,11 @@ import numpy as np
 
 from jaxsr import config_checks
 from jaxsr import datasets
-from jaxsr.protocol import degradation
-from jaxsr.protocol.imresize import imresize
+from jaxsr.datasets import training_source
+from jaxsr.datasets.training_source import DegradedImage, TrainingSource
 
 # The 'auto' sampler keeps the pool on the accelerator up to this size.
 DEVICE_POOL_MAX_BYTES = 4 << 30
-
-
-@dataclasses.dataclass(frozen=True)
-class DegradedImage:
-  """One training image at one scale.
-
-  lr: the model input, float32 in [0, 1]: the LR image (h, w, C), or for
-    models on the bicubic input its whole-image bicubic upsampling (H, W, C).
-  hr: the HR target (H, W, C) float32 in [0, 1]; it may extend past
-    hr_step·lr (the rows and columns modcrop drops), which are never cut.
-    Scales of one image may share it.
-  hr_step: HR pixels per input pixel: s for an LR input, 1 for an upsampled
-    one; None derives it from the shapes.
-  """
-  lr: np.ndarray
-  hr: np.ndarray
-  hr_step: int | None = None
-
-  @property
-  def step(self) -> int:
-    return self.hr_step or self.hr.shape[0] // self.lr.shape[0]
 
 
 def lr_patch_size(scale: float, patch_size: int | None,
@@ -98,40 +77,48 @@ def degrade_all(images: Sequence[np.ndarray], scales: Sequence[float], channels:
                 ) -> dict[float, list[DegradedImage]]:
   """Degrade every image at every scale, dropping per scale the images too
   small for that scale's patch (`patch_sizes`: input side per scale)."""
-  targets = [np.asarray(degradation.hr_target(img, channels) / 255.0, np.float32)
-             for img in images]
+  targets = [training_source.hr_target(img, channels) for img in images]
   out = {}
   for scale in scales:
-    s, side = int(scale), patch_sizes[scale]
-    pool = []
-    for img, hr in zip(images, targets):
-      cropped = degradation.modcrop(img, s)
-      hr_side = side if on_bicubic else s * side
-      if min(cropped.shape[:2]) < hr_side:
-        continue
-      lr = degradation.make_lr(cropped, s, channels)
-      if on_bicubic:
-        lr = imresize(lr, output_size=cropped.shape[:2]).astype(np.float32)
-      pool.append(DegradedImage(lr=lr, hr=hr, hr_step=1 if on_bicubic else s))
-    if not pool:
-      raise config_checks.ConfigError(
-          f'config.data: no training image is large enough for '
-          f'{"HR" if on_bicubic else "LR"} patches of {side} pixels at x{s}')
-    out[scale] = pool
+    out[scale] = [training_source.degrade(img, scale, channels, on_bicubic, hr)
+                  for img, hr in zip(images, targets)
+                  if training_source.fits(img.shape[:2], scale, patch_sizes[scale], on_bicubic)]
+    _check_pool(out[scale], scale, patch_sizes[scale], on_bicubic)
   return out
 
 
-def training_sampler(c, train_sets: Sequence[str], sharding, *, process_index: int = 0,
+def _check_pool(pool, scale, side, on_bicubic):
+  if not pool:
+    raise config_checks.ConfigError(
+        f'config.data: no training image is large enough for '
+        f'{"HR" if on_bicubic else "LR"} patches of {side} pixels at x{int(scale)}')
+
+
+def load_pools(source: TrainingSource, scales: Sequence[float], patch_sizes: dict[float, int],
+               on_bicubic: bool) -> dict[float, list[DegradedImage]]:
+  """Every image of `source` at every scale, as degrade_all (image by image,
+  so that a FolderSource decodes each once and its scales share the target)."""
+  out = {scale: [] for scale in scales}
+  for index in range(len(source)):
+    shape = source.hr_shape(index)
+    for scale in scales:
+      if training_source.fits(shape, scale, patch_sizes[scale], on_bicubic):
+        out[scale].append(source.load(index, scale))
+  for scale in scales:
+    _check_pool(out[scale], scale, patch_sizes[scale], on_bicubic)
+  return out
+
+
+def training_sampler(c, source: TrainingSource, sharding, *, process_index: int = 0,
                      process_count: int = 1) -> 'PatchSampler':
-  """The sampler of a training config (`config.data`), its images degraded."""
+  """The sampler of a training config (`config.data`) over `source`'s images
+  (`training_source.open_training_source`)."""
   from jaxsr import models
   scales = config_checks.train_scales(c)
   on_bicubic = models.model_info(c.model.name).works_on_bicubic
   patch_sizes = {s: input_patch_size(s, c.data.patch_size, c.data.hr_patch_size, on_bicubic)
                  for s in scales}
-  images = load_training_images(train_sets, c.data.data_dir or None,
-                                c.data.max_train_images or None)
-  pools = degrade_all(images, scales, c.model.channels, patch_sizes, on_bicubic)
+  pools = load_pools(source, scales, patch_sizes, on_bicubic)
   kind = c.data.get('sampler', 'auto')
   on_device = kind == 'device' or (
       kind == 'auto' and device_pool_bytes(pools) <= DEVICE_POOL_MAX_BYTES)

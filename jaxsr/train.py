@@ -33,6 +33,7 @@ import optax
 from jaxsr import checkpointing
 from jaxsr import config_checks
 from jaxsr import datasets
+from jaxsr.datasets import training_source
 from jaxsr import evaluators
 from jaxsr import input_pipeline
 from jaxsr import metric_writers
@@ -312,7 +313,7 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
     sampler = None
     if start < steps:
       sampler = input_pipeline.training_sampler(
-          c, train_sets, batch_sharding, process_index=jax.process_index(),
+          c, training_source.open_training_source(c, train_sets), batch_sharding, process_index=jax.process_index(),
           process_count=jax.process_count())
     # The run starts: only now may it replace an earlier run's records.
     history = metric_writers.trim_metrics(workdir, start) if is_chief else []

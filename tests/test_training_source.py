@@ -1,0 +1,72 @@
+"""Training sources: whole-image degradations of a set's images, on demand."""
+
+import numpy as np
+import pytest
+
+from jaxsr import datasets
+from jaxsr import input_pipeline
+from jaxsr.datasets import training_source
+from jaxsr.protocol import degradation
+from jaxsr.protocol.imresize import imresize
+
+
+def folder_source(photo_dirs, on_bicubic, channels=1, sets=None):
+  return training_source.FolderSource(sets or [str(photo_dirs / 'train')], None,
+                                      channels=channels, on_bicubic=on_bicubic)
+
+
+@pytest.mark.parametrize('on_bicubic', [False, True])
+@pytest.mark.parametrize('channels', [1, 3])
+def test_folder_source_loads_the_protocol_degradation(photo_dirs, on_bicubic, channels):
+  src = folder_source(photo_dirs, on_bicubic, channels)
+  images = list(datasets.get_dataset(str(photo_dirs / 'train')))
+  assert len(src) == len(images) == 3
+  for index in (0, 2):
+    for s in (2, 3):
+      got = src.load(index, s)
+      cropped = degradation.modcrop(images[index], s)
+      lr = degradation.make_lr(cropped, s, channels)
+      if on_bicubic:
+        lr = imresize(lr, output_size=cropped.shape[:2])
+      np.testing.assert_array_equal(got.lr, lr.astype(np.float32))
+      np.testing.assert_array_equal(
+          got.hr, np.float32(degradation.hr_target(images[index], channels) / 255.0))
+      assert got.lr.dtype == got.hr.dtype == np.float32
+      assert got.step == (1 if on_bicubic else s)
+      assert src.hr_shape(index) == images[index].shape[:2]
+
+
+def test_training_sampler_pools_equal_degrade_all(photo_dirs):
+  images = list(datasets.get_dataset(str(photo_dirs / 'train')))
+  sizes = {2.0: 30, 3.0: 20}
+  want = input_pipeline.degrade_all(images, sizes, 1, sizes)
+  got = input_pipeline.load_pools(folder_source(photo_dirs, False), sizes, sizes, False)
+  for s in sizes:
+    assert len(got[s]) == len(want[s]) == 3
+    for a, b in zip(got[s], want[s]):
+      np.testing.assert_array_equal(a.lr, b.lr)
+      np.testing.assert_array_equal(a.hr, b.hr)
+  # One image's scales share one target (the device pool stores it once).
+  assert got[2.0][0].hr is got[3.0][0].hr
+
+
+def test_folder_record_names_sets_counts_and_a_content_fingerprint(photo_dirs, tmp_path):
+  record = folder_source(photo_dirs, False).record
+  assert record['source'] == 'folders' and record['sets'] == {'train': 3}
+  assert len(record['fingerprint']) == 64
+  copy = tmp_path / 'train'
+  copy.mkdir()
+  for p in sorted((photo_dirs / 'train').iterdir()):
+    (copy / p.name).write_bytes(p.read_bytes())
+  assert folder_source(tmp_path, False, sets=[str(copy)]).record == record
+  (copy / 'coffee.png').write_bytes((photo_dirs / 'test' / 'chelsea.png').read_bytes())
+  assert folder_source(tmp_path, False, sets=[str(copy)]).record['fingerprint'] != \
+      record['fingerprint']
+
+
+def test_embedded_record():
+  src = training_source.FolderSource(['embedded_train'], None, channels=1,
+                                     on_bicubic=False, max_images=2)
+  assert src.record['source'] == 'embedded'
+  assert src.record['sets'] == {'embedded_train': 2}
+  assert src.hr_shape(0) == (512, 512)
