@@ -98,16 +98,23 @@ def base_config(model: str, *, scale: float = 2, channels: int = 1
   # loss_reduction: 'mean' over every pixel, or 'sum_per_sample' (VDSR's
   # ½‖r − f(x)‖² per sample, the Caffe convention the papers' learning rates
   # and θ/γ clipping are stated in; see jaxsr.train.compute_loss).
+  # Run length: steps > 0, else epochs of the training set's patch grid,
+  # converted to steps at run time by the global batch (jaxsr.epochs); both 0:
+  # evaluation only. batch_size is global; per_device_batch_size > 0 makes it
+  # per_device_batch_size × the device count.
   c.train = ml_collections.ConfigDict({
-      'steps': 10000, 'batch_size': 64, 'loss': 'mse', 'loss_reduction': 'mean',
-      'seed': 0, 'log_every': 100})
+      'steps': 0, 'epochs': 0.0, 'batch_size': 64, 'per_device_batch_size': 0,
+      'loss': 'mse', 'loss_reduction': 'mean', 'seed': 0, 'log_every': 100})
   c.optim = ml_collections.ConfigDict({
       'name': 'adam', 'lr': 1e-3, 'momentum': 0.9, 'nesterov': False,
       'b1': 0.9, 'b2': 0.999, 'weight_decay': 0.0,
       'grad_clip_norm': 0.0, 'grad_clip_theta': 0.0,
+      # step decay every every_steps, or every every_epochs (steps win);
+      # warmup likewise.
       'schedule': ml_collections.ConfigDict(
-          {'name': 'constant', 'warmup_steps': 0, 'every_steps': 1,
-           'factor': 0.1, 'final_fraction': 0.0})})
+          {'name': 'constant', 'warmup_steps': 0, 'warmup_epochs': 0.0,
+           'every_steps': 0, 'every_epochs': 0.0, 'factor': 0.1,
+           'final_fraction': 0.0})})
   c.checkpoint = ml_collections.ConfigDict({'every': 1000, 'keep': 3, 'use_async': True})
   # 'auto': Set5 when the data root has it, else the embedded held-out photos.
   # max_shapes: LR shapes compiled per set and scale (evaluators.plan_buckets).
@@ -117,17 +124,17 @@ def base_config(model: str, *, scale: float = 2, channels: int = 1
   return c
 
 
-def vdsr_sgd(c: ml_collections.ConfigDict, *, steps_per_epoch: int, epochs: int
-             ) -> ml_collections.ConfigDict:
+def vdsr_sgd(c: ml_collections.ConfigDict, *, epochs: float) -> ml_collections.ConfigDict:
   """VDSR's regime: batch 64, SGD momentum 0.9, lr 0.1 ÷10 every 20 epochs, weight decay 1e-4."""
   c.train.batch_size = 64
-  c.train.steps = epochs * steps_per_epoch
+  c.train.steps = 0
+  c.train.epochs = float(epochs)
   c.optim.name = 'sgd'
   c.optim.lr = 0.1
   c.optim.momentum = 0.9
   c.optim.weight_decay = 1e-4
   c.optim.schedule.name = 'step'
-  c.optim.schedule.every_steps = 20 * steps_per_epoch
+  c.optim.schedule.every_epochs = 20.0
   c.optim.schedule.factor = 0.1
   return c
 

@@ -16,7 +16,10 @@ manner of VDSR, which the paper follows. Its exact numbers are not given in
 the text we have, so the defaults are ours: SGD momentum 0.9, lr 0.1 with a
 ÷10 step every 20 epochs for 60 epochs, global-norm clipping at 0.1, weight
 decay 1e-4, batch 64, LR patches of 20×20. Change any of them with
---config.optim.* overrides.
+--config.optim.* overrides. Epochs become steps at run time (jaxsr.epochs):
+one epoch is the LR 20×20 patch grid of the training set (22,009 patches of
+the 291 set at ×2, so 344 steps at batch 64); --config.train.steps=N
+overrides the length in steps.
 
 Regime: VDSR's, because the paper says it trains as VDSR does. So the loss
 is VDSR's ½‖·‖² summed over each (40×40 HR) patch, averaged over the batch
@@ -30,9 +33,6 @@ the committed short comparisons.
 
 from configs import common
 
-# One epoch = the 22,009 LR 20×20 patches of the 291 set at ×2 over batch 64.
-STEPS_PER_EPOCH = 344
-
 
 def get_config(arg=None):
   a = common.parse_arg(arg, variant='eeds', scale=2, upsampling='deconv',
@@ -40,7 +40,7 @@ def get_config(arg=None):
   c = common.base_config(a.variant, scale=a.scale)
   c.model.upsampling = a.upsampling
   c.data.patch_size = 20
-  common.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=60)
+  common.vdsr_sgd(c, epochs=60)
   c.optim.grad_clip_norm = 0.1
   c.train.loss_reduction = 'sum_per_sample'
   c.checkpoint.every = c.eval.every = 2000

@@ -9,7 +9,10 @@ batch 64, SGD momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 every
 20 epochs for 80 epochs, adjustable gradient clipping to [-θ/γ, θ/γ] (θ = 0.01
 here: the paper gives no value; 0.01 is the public reimplementations'), one
 network trained on ×2, ×3 and ×4 together. Global-norm clipping is available
-too (`--config.optim.grad_clip_norm=0.4`).
+too (`--config.optim.grad_clip_norm=0.4`). Epochs become steps at run time
+(jaxsr.epochs): one epoch is the 41×41 patch grid of the training set at each
+scale (54,192 patches of the 291 set at ×2, ×3 and ×4; 847 steps at batch 64);
+augmentations are drawn per step.
 
 The loss is the paper's ½‖r − f(x)‖² summed over each 41×41 patch and averaged
 over the batch (`train.loss_reduction='sum_per_sample'`, the Caffe
@@ -20,10 +23,6 @@ runlocal goes back to the per-pixel mean, for which its Adam lr is tuned.
 
 from configs import common
 
-# One epoch = the 41×41 patch grid of the 291 set at the three scales (18,077
-# patches per scale, counted on the 291 set) over batch 64; augmentations are drawn per step.
-STEPS_PER_EPOCH = 850
-
 
 def get_config(arg=None):
   a = common.parse_arg(arg, scale=0, runlocal=False)
@@ -31,7 +30,7 @@ def get_config(arg=None):
   c = common.base_config('vdsr', scale=scales[0])
   c.data.scales = scales
   c.data.hr_patch_size = 41
-  common.vdsr_sgd(c, steps_per_epoch=STEPS_PER_EPOCH, epochs=80)
+  common.vdsr_sgd(c, epochs=80)
   c.optim.grad_clip_theta = 0.01
   c.train.loss_reduction = 'sum_per_sample'
   c.checkpoint.every = c.eval.every = 5000

@@ -59,11 +59,7 @@ def validate(c: ml_collections.ConfigDict, device_count: int) -> None:
                       'learned stride, so one model serves one scale; only models on '
                       'the bicubic input train on several scales')
   _check_data(c, scales)
-  if c.train.batch_size < 1 or c.train.batch_size % device_count:
-    raise ConfigError(f'config.train.batch_size={c.train.batch_size} must be a positive '
-                      f'multiple of the device count ({device_count})')
-  if c.train.steps < 0:
-    raise ConfigError(f'config.train.steps={c.train.steps} must be >= 0')
+  _check_run_length(c, device_count)
   if c.train.loss not in LOSSES:
     raise ConfigError(f'config.train.loss={c.train.loss!r}; valid: {LOSSES}')
   if c.train.get('loss_reduction', 'mean') not in LOSS_REDUCTIONS:
@@ -105,6 +101,33 @@ def _check_field_types(group: ml_collections.ConfigDict, model) -> None:
     if wrong:
       raise ConfigError(f'config.model.{field}={value!r}: {group.name} expects a value '
                         f'of type {type(default).__name__}, like {default!r}')
+
+
+def _check_run_length(c: ml_collections.ConfigDict, device_count: int) -> None:
+  """The global batch against the devices; steps, epochs and decay lengths."""
+  per_device = c.train.get('per_device_batch_size', 0)
+  if per_device < 0:
+    raise ConfigError(f'config.train.per_device_batch_size={per_device} must be >= 0 '
+                      '(0: config.train.batch_size is the global batch)')
+  if not per_device and (c.train.batch_size < 1 or c.train.batch_size % device_count):
+    raise ConfigError(
+        f'config.train.batch_size={c.train.batch_size} is not a positive multiple of the '
+        f'device count ({device_count}); set config.train.per_device_batch_size instead '
+        f'(the global batch is then it × {device_count})')
+  for key in ('train.steps', 'train.epochs', 'optim.schedule.every_steps',
+              'optim.schedule.every_epochs', 'optim.schedule.warmup_steps',
+              'optim.schedule.warmup_epochs'):
+    *groups, name = key.split('.')
+    group = c
+    for g in groups:
+      group = group[g]
+    if group.get(name, 0) < 0:
+      raise ConfigError(f'config.{key}={group[name]} must be >= 0')
+  sched = c.optim.schedule
+  if sched.name == 'step' and not (sched.get('every_steps', 0) > 0
+                                   or sched.get('every_epochs', 0) > 0):
+    raise ConfigError('config.optim.schedule.name=step needs every_epochs or every_steps '
+                      '> 0 (the decay interval)')
 
 
 SAMPLERS = ('auto', 'device', 'host')

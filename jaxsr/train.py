@@ -33,12 +33,14 @@ import optax
 from jaxsr import checkpointing
 from jaxsr import config_checks
 from jaxsr import datasets
+from jaxsr import epochs
 from jaxsr.datasets import training_source
 from jaxsr import evaluators
 from jaxsr import input_pipeline
 from jaxsr import metric_writers
 from jaxsr import models
 from jaxsr import optim
+from jaxsr import runs
 from jaxsr import workdir_lock
 
 
@@ -238,6 +240,24 @@ def _one_run_per_workdir(workdir: epath.Path):
     yield
 
 
+def _resolve_run_length(c: ml_collections.ConfigDict, source, device_count: int,
+                        workdir: epath.Path) -> ml_collections.ConfigDict:
+  """`c` with its steps derived from epochs (jaxsr.epochs), process 0's on
+  every process; a resumed run keeps the lengths its config.json records."""
+  recorded = None
+  if jax.process_index() == 0 and runs.checkpoint_step(workdir) is not None:
+    with contextlib.suppress(runs.RunError):
+      recorded = runs.read_config(workdir)
+  c = epochs.resolve(c, epochs.training_patches(c, source), device_count, recorded)
+  if jax.process_count() > 1:
+    lengths = np.asarray([c.train.steps, c.optim.schedule.every_steps,
+                          c.optim.schedule.warmup_steps], np.int64)
+    lengths = multihost_utils.broadcast_one_to_all(lengths)
+    c.train.steps, c.optim.schedule.every_steps, c.optim.schedule.warmup_steps = (
+        int(v) for v in lengths)
+  return c
+
+
 def _write_config(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
   metric_writers.write_whole(workdir / 'config.json', config.to_json_best_effort(indent=2))
 
@@ -275,6 +295,11 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
   model = models.from_config(c.model)
   scales = config_checks.train_scales(c)
   data_dir = c.data.data_dir or None
+  # The training set first: a missing set fails before the workdir changes,
+  # and its patch grid turns epochs into steps.
+  train_sets = _resolve_train_sets(c)
+  source = training_source.open_training_source(c, train_sets)
+  c = _resolve_run_length(c, source, len(devices), workdir)
   steps = int(c.train.steps)
 
   tx, schedule = optim.build_optimizer(c.optim, steps)
@@ -287,9 +312,7 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
 
   abstract = jax.eval_shape(init_state, jax.random.key(0))
   state_sharding = jax.tree.map(lambda _: replicated, abstract)
-  # Training and evaluation sets first: a missing set fails before the
-  # workdir changes.
-  train_sets = _resolve_train_sets(c)
+  # Evaluation sets too, before the workdir changes.
   benchmark_evaluators = [evaluators.build_evaluator(
       c.eval.kind, dataset=name, scales=scales, channels=c.model.channels,
       data_dir=data_dir, max_images=c.eval.max_images or None,
@@ -313,7 +336,7 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
     sampler = None
     if start < steps:
       sampler = input_pipeline.training_sampler(
-          c, training_source.open_training_source(c, train_sets), batch_sharding, process_index=jax.process_index(),
+          c, source, batch_sharding, process_index=jax.process_index(),
           process_count=jax.process_count())
     # The run starts: only now may it replace an earlier run's records.
     history = metric_writers.trim_metrics(workdir, start) if is_chief else []

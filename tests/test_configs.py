@@ -135,11 +135,11 @@ def test_apply_overrides_sets_a_copy_and_rejects_unknown_keys():
   c = common.base_config('eeds')
   changed = common.apply_overrides(c, {'optim.schedule.name': 'cosine', 'train.steps': 5})
   assert (changed.optim.schedule.name, changed.train.steps) == ('cosine', 5)
-  assert (c.optim.schedule.name, c.train.steps) == ('constant', 10000)
+  assert (c.optim.schedule.name, c.train.steps) == ('constant', 0)
   with pytest.raises(common.ConfigArgumentError,
                      match=r"override train.stepz: config.train has no key 'stepz'; "
-                           r"valid: \['batch_size', 'log_every', 'loss', 'loss_reduction', 'seed', "
-                           r"'steps'\]"):
+                           r"valid: \['batch_size', 'epochs', 'log_every', 'loss', "
+                           r"'loss_reduction', 'per_device_batch_size', 'seed', 'steps'\]"):
     common.apply_overrides(c, {'train.stepz': 5})
   with pytest.raises(common.ConfigArgumentError, match='config.train.steps is a value'):
     common.apply_overrides(c, {'train.steps.x': 5})

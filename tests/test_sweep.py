@@ -109,7 +109,7 @@ def test_only_keeps_points_whose_config_matches(capsys):
      "--config.train.stepz=5: config.train has no key 'stepz'; valid: ['batch_size', "),
     (['--', '--config.train.steps=abc'], 'flag --config.train.steps=abc: invalid literal'),
     (['--', '--config.train.batch_size=0'],
-     'variant=eed,scale=2: config.train.batch_size=0 must be a positive multiple'),
+     'variant=eed,scale=2: config.train.batch_size=0 is not a positive multiple'),
 ])
 def test_a_config_error_is_one_line_before_any_run(monkeypatch, capsys, args, message):
   monkeypatch.setattr(sweep, 'run_all', lambda *a, **k: pytest.fail('a run was started'))

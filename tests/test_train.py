@@ -76,8 +76,8 @@ def test_config_arguments_are_checked():
 @pytest.mark.parametrize('key,value,message', [
     ('model.name', 'vdsr2', r'config.model.name: unknown model .*valid names'),
     ('data.hr_patch_size', 1, r'config.data.hr_patch_size=1 is smaller than the scale'),
-    ('train.batch_size', 6, r'config.train.batch_size=6 must be a positive multiple of '
-                            r'the device count \(4\)'),
+    ('train.batch_size', 6, r'config.train.batch_size=6 is not a positive multiple of '
+                            r'the device count \(4\); set config.train.per_device_batch_size'),
     ('data.scales', (2, 3), r'config.data.scales.*learned stride'),
     ('optim.name', 'lamb', r"config.optim.name='lamb'"),
     ('model.upsampling', 'pixelshuffle', r'config.model: .*pixelshuffle'),
