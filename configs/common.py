@@ -90,11 +90,13 @@ def base_config(model: str, *, scale: float = 2, channels: int = 1
   # 'auto': the 291 set (t91 + bsd200) when the data root has it, else the
   # embedded photos. scales: () trains on model.scale only. sampler: where
   # patches are cut, 'device' (a pool in accelerator memory), 'host', or
-  # 'auto' (the device when the pool fits).
+  # 'auto' (the device when the pool fits). window_images: images held at a
+  # time, 0 the whole set when it fits (else windows of ~256 MB), the window
+  # changing every window_steps steps (jaxsr.input_pipeline).
   c.data = ml_collections.ConfigDict({
       'train': 'auto', 'data_dir': '', 'scales': (), 'patch_size': 0,
       'hr_patch_size': 41, 'augment': True, 'max_train_images': 0,
-      'prefetch': 2, 'sampler': 'auto'})
+      'prefetch': 2, 'sampler': 'auto', 'window_images': 0, 'window_steps': 1000})
   # loss_reduction: 'mean' over every pixel, or 'sum_per_sample' (VDSR's
   # ½‖r − f(x)‖² per sample, the Caffe convention the papers' learning rates
   # and θ/γ clipping are stated in; see jaxsr.train.compute_loss).

@@ -139,6 +139,9 @@ def _check_data(c: ml_collections.ConfigDict, scales: tuple[float, ...]) -> None
     raise ConfigError('config.data.patch_size (LR) or config.data.hr_patch_size must be > 0')
   if c.data.get('sampler', 'auto') not in SAMPLERS:
     raise ConfigError(f'config.data.sampler={c.data.sampler!r}; valid: {SAMPLERS}')
+  if c.data.get('window_images', 0) < 0 or c.data.get('window_steps', 1) < 1:
+    raise ConfigError(f'config.data.window_images={c.data.window_images} must be >= 0 (0: '
+                      f'the whole set) and config.data.window_steps={c.data.window_steps} >= 1')
   if len(scales) > 1 and patch:
     raise ConfigError(f'config.data.scales={scales}: a batch mixes the scales, so the '
                       'patch is one HR size: set config.data.hr_patch_size, not patch_size')

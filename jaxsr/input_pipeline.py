@@ -17,10 +17,17 @@ An image too small for a scale's patch is dropped for that scale only.
 The draws of step k (scale, image, corner, flip/rotation of every patch of
 the global batch) depend only on (seed, k), so a resumed run sees exactly
 the batches an uninterrupted one would, on any number of devices or hosts;
-each process cuts only its slice. The cutting is done on the host
-(`HostPatches`, a loop over patches) or on the accelerator from a pool
-resident in its memory (`DevicePatches`, one jitted gather); both give the
-same batches.
+each process cuts only its slice.
+
+The images are held in a window (`config.data.window_images`; 0: the whole
+set when it fits `POOL_MAX_BYTES`, else a window of about `WINDOW_MAX_BYTES`):
+window w serves steps [w·N, (w+1)·N) (N = `config.data.window_steps`), its
+images drawn from (seed, w), and the next window is loaded on a thread while
+the current one trains, so resident memory does not grow with the set. A
+window's pixels lie in flat pools (`patch_pools`), on the accelerator
+(`DeviceCutter`: one jitted gather per step; the host sends 9 integers per
+patch) or in host memory (`HostCutter`: the same gather in NumPy); both give
+the same batches.
 """
 
 from __future__ import annotations
@@ -33,12 +40,17 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from jaxsr import config_checks
-from jaxsr import datasets
+from jaxsr import patch_pools
 from jaxsr.datasets import training_source
 from jaxsr.datasets.training_source import DegradedImage, TrainingSource
 
-# The 'auto' sampler keeps the pool on the accelerator up to this size.
-DEVICE_POOL_MAX_BYTES = 4 << 30
+# window_images=0 holds the whole set up to this size, and the 'auto'
+# sampler keeps a pool on the accelerator up to it.
+POOL_MAX_BYTES = 4 << 30
+# window_images=0 on a larger set: windows of about this size.
+WINDOW_MAX_BYTES = 256 << 20
+# Window draws use their own stream: default_rng([seed, window, WINDOW_STREAM]).
+WINDOW_STREAM = 0x77696E
 
 
 def lr_patch_size(scale: float, patch_size: int | None,
@@ -60,16 +72,6 @@ def input_patch_size(scale: float, patch_size: int | None, hr_patch_size: int | 
   if patch_size:
     return int(patch_size) * int(scale)
   return int(hr_patch_size)
-
-
-def load_training_images(names: Sequence[str], data_dir: str | None,
-                         max_images: int | None = None) -> list[np.ndarray]:
-  images = []
-  for name in names:
-    image_set = datasets.get_dataset(name, data_dir)
-    n = len(image_set) if not max_images else min(len(image_set), max_images)
-    images += [image_set.load(i) for i in range(n)]
-  return images
 
 
 def degrade_all(images: Sequence[np.ndarray], scales: Sequence[float], channels: int,
@@ -118,66 +120,107 @@ def training_sampler(c, source: TrainingSource, sharding, *, process_index: int 
   on_bicubic = models.model_info(c.model.name).works_on_bicubic
   patch_sizes = {s: input_patch_size(s, c.data.patch_size, c.data.hr_patch_size, on_bicubic)
                  for s in scales}
-  pools = load_pools(source, scales, patch_sizes, on_bicubic)
+  table = patch_pools.ImageTable(source, scales, patch_sizes, on_bicubic)
+  images = window_size(table, c.data.get('window_images', 0), c.model.channels)
   kind = c.data.get('sampler', 'auto')
   on_device = kind == 'device' or (
-      kind == 'auto' and device_pool_bytes(pools) <= DEVICE_POOL_MAX_BYTES)
-  return PatchSampler(pools, global_batch_size=c.train.batch_size, patch_sizes=patch_sizes,
-                      seed=c.train.seed, augment=c.data.augment,
+      kind == 'auto' and table.pool_bytes(images, c.model.channels) <= POOL_MAX_BYTES)
+  return PatchSampler(source, table=table, patch_sizes=patch_sizes,
+                      global_batch_size=c.train.batch_size, seed=c.train.seed,
+                      augment=c.data.augment, window_images=images,
+                      window_steps=c.data.get('window_steps', 1000),
                       process_index=process_index, process_count=process_count,
                       sharding=sharding, on_device=on_device)
 
 
-def _dihedral(x: np.ndarray, k: int) -> np.ndarray:
-  """One of the 8 flips/rotations of an (..., H, W, C) array."""
-  if k >= 4:
-    x = x[..., ::-1, :]
-  return np.rot90(x, k % 4, axes=(-3, -2))
+def window_size(table: patch_pools.ImageTable, window_images: int, channels: int) -> int:
+  """Images per window: `window_images`, or 0: the whole set if it fits
+  POOL_MAX_BYTES, else as many of the largest images as fit WINDOW_MAX_BYTES."""
+  usable = len(table.usable)
+  if window_images:
+    return min(window_images, usable)
+  if table.pool_bytes(usable, channels) <= POOL_MAX_BYTES:
+    return usable
+  return max(1, min(usable, WINDOW_MAX_BYTES // table.pool_bytes(1, channels)))
 
 
 @dataclasses.dataclass(frozen=True)
 class Draws:
   """The random choices of one step's global batch, one row per patch."""
-  entry: np.ndarray    # index into PatchSampler.entries
+  window: int
+  entry: np.ndarray    # index into the window's Layout
   top: np.ndarray      # input-patch corner
   left: np.ndarray
-  flip: np.ndarray     # 0..7, see _dihedral
+  flip: np.ndarray     # 0..7, see patch_pools.dihedral
+  image: np.ndarray    # source index
+  scale: np.ndarray
+
+
+class _Loading:
+  """A window loading on a daemon thread (an executor's thread would hold
+  the interpreter at exit until its load ends)."""
+
+  def __init__(self, fn):
+    self._done = threading.Event()
+    self._result = self._error = None
+    threading.Thread(target=self._run, args=(fn,), daemon=True).start()
+
+  def _run(self, fn):
+    try:
+      self._result = fn()
+    except BaseException as e:  # re-raised by result()
+      self._error = e
+    finally:
+      self._done.set()
+
+  def result(self):
+    self._done.wait()
+    if self._error is not None:
+      raise self._error
+    return self._result
 
 
 class PatchSampler:
   """Samples this process's share of the global batch of a given step.
 
-  `pools`: scale -> its images; `patch_sizes`: scale -> input-patch side,
-  which must be one side for all scales when the inputs are HR-sized.
+  `source`: a TrainingSource; `patch_sizes`: scale -> input-patch side, one
+  side for all scales (a batch mixes them); `table`: the source's
+  patch_pools.ImageTable, built here when None (then `scales` and
+  `on_bicubic` are needed). `window_images`: images per window, 0 for all.
   `sharding`: the batch's sharding over the devices; with `on_device`, the
-  patches are cut on the accelerator (DevicePatches) rather than on the host
-  (HostPatches), and each batch is already the global array.
+  patches are cut on the accelerator and each batch is already the global
+  array.
   """
 
-  def __init__(self, pools: dict[float, list[DegradedImage]], *,
-               global_batch_size: int, patch_sizes: dict[float, int], seed: int,
-               augment: bool = True, process_index: int = 0, process_count: int = 1,
-               sharding=None, on_device: bool = False):
+  def __init__(self, source: TrainingSource, *, patch_sizes: dict[float, int],
+               global_batch_size: int, seed: int, table: patch_pools.ImageTable | None = None,
+               scales: Sequence[float] = (), on_bicubic: bool = False, augment: bool = True,
+               window_images: int = 0, window_steps: int = 1000, process_index: int = 0,
+               process_count: int = 1, sharding=None, on_device: bool = False):
     if global_batch_size % process_count:
       raise config_checks.ConfigError(f'batch size {global_batch_size} is not divisible by the '
-                       f'{process_count} processes')
-    self.scales = sorted(pools)
-    if len({patch_sizes[s] for s in self.scales}) > 1:
+                                      f'{process_count} processes')
+    sides = sorted({patch_sizes[s] for s in (table.scales if table else scales)})
+    if len(sides) > 1:
       raise config_checks.ConfigError(
-          f'config.data: patches of {sorted(set(patch_sizes.values()))} pixels for scales '
-          f'{self.scales}: a batch mixing scales needs one patch size (set hr_patch_size)')
-    self.entries = [img for s in self.scales for img in pools[s]]
-    self.side = patch_sizes[self.scales[0]]
-    steps = {img.step for img in self.entries}
-    if len(steps) > 1:
-      raise ValueError('PatchSampler: a batch cannot mix LR and HR-sized inputs')
-    self.hr_side = self.side * steps.pop()
-    counts = np.array([len(pools[s]) for s in self.scales])
-    self._first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    self._counts = counts
-    self._heights = np.array([img.lr.shape[0] for img in self.entries])
-    self._widths = np.array([img.lr.shape[1] for img in self.entries])
-    self._hr_steps = np.array([img.step for img in self.entries])
+          f'config.data: patches of {sides} pixels for scales {sorted(patch_sizes)}: a batch '
+          f'mixing scales needs one patch size (set hr_patch_size)')
+    self.source = source
+    self.table = table or patch_pools.ImageTable(source, scales, patch_sizes, on_bicubic)
+    self.scales = self.table.scales
+    if len(set(self.table.hr_steps)) > 1:
+      raise ValueError('PatchSampler: a batch cannot mix LR inputs of several scales')
+    self.side = sides[0]
+    self.hr_side = self.side * self.table.hr_steps[0]
+    usable = len(self.table.usable)
+    self.window_images = min(window_images or usable, usable)
+    self.window_steps = int(window_steps)
+    self.windowed = self.window_images < usable
+    self.capacity = self.table.capacity(self.window_images)
+    if max(self.capacity) >= 2**31:  # the device gather indexes rows in int32
+      raise config_checks.ConfigError(
+          f'config.data.window_images={window_images}: {self.window_images} images hold '
+          f'{max(self.capacity):,} pixels, over 2**31; set a smaller window')
     self.global_batch_size = global_batch_size
     self.seed = seed
     self.augment = augment
@@ -185,46 +228,97 @@ class PatchSampler:
     self.local = slice(process_index * per_process, (process_index + 1) * per_process)
     if on_device and sharding is None:
       raise ValueError('PatchSampler: on_device needs the batch sharding')
-    self.cutter = DevicePatches(self, sharding) if on_device else HostPatches(self, sharding)
+    sides = (self.side, self.hr_side)
+    self.cutter = DeviceCutter(sharding, sides) if on_device else HostCutter(sharding, sides)
+    self._layouts: dict[int, patch_pools.Layout] = {}
+    self._held: dict[int, patch_pools.Pool] = {}
+    self._next: tuple[int, _Loading] | None = None
+    if not self.windowed:
+      self._pool(0)  # the whole set, up front
+
+  def window_of(self, step: int) -> int:
+    return step // self.window_steps if self.windowed else 0
+
+  def layout(self, window: int) -> patch_pools.Layout:
+    if window not in self._layouts:
+      images = self.table.usable
+      if self.windowed:
+        rng = np.random.default_rng([self.seed, window, WINDOW_STREAM])
+        images = np.sort(rng.choice(images, self.window_images, replace=False))
+      if len(self._layouts) > 4:
+        self._layouts.pop(next(iter(self._layouts)))
+      self._layouts[window] = self.table.layout(images)
+    return self._layouts[window]
 
   def draws(self, step: int) -> Draws:
+    window = self.window_of(step)
+    lay = self.layout(window)
     rng = np.random.default_rng([self.seed, step])
     n = self.global_batch_size
-    which = rng.integers(len(self.scales), size=n)
-    u = rng.random((n, 3))
-    entry = self._first[which] + (u[:, 0] * self._counts[which]).astype(np.int64)
-    top = (u[:, 1] * (self._heights[entry] - self.side + 1)).astype(np.int64)
-    left = (u[:, 2] * (self._widths[entry] - self.side + 1)).astype(np.int64)
-    flip = rng.integers(8, size=n) if self.augment else np.zeros(n, np.int64)
-    return Draws(entry=entry, top=top, left=left, flip=flip)
+    present = np.flatnonzero(lay.counts)  # a window may lack a scale's images
+    u = rng.random((5, n))  # one call: each call costs more than its numbers
+    which = present[(u[0] * len(present)).astype(np.int64)]
+    entry = lay.first[which] + (u[1] * lay.counts[which]).astype(np.int64)
+    top = (u[2] * (lay.height[entry] - self.side + 1)).astype(np.int64)
+    left = (u[3] * (lay.width[entry] - self.side + 1)).astype(np.int64)
+    flip = (u[4] * 8).astype(np.int64) if self.augment else np.zeros(n, np.int64)
+    return Draws(window=window, entry=entry, top=top, left=left, flip=flip,
+                 image=lay.entry_image[entry], scale=np.asarray(self.scales)[which])
 
   def batch(self, step: int) -> dict:
     """{'lr': model inputs, 'hr': targets} of this process's slice of step `step`."""
-    return self.cutter.cut(self.draws(step))
+    d = self.draws(step)
+    lay = self.layout(d.window)
+    e, st = d.entry, lay.hr_step[d.entry]
+    index = np.stack([lay.input_off[e], lay.width[e], d.top, d.left, lay.target_off[e],
+                      lay.target_width[e], st * d.top, st * d.left, d.flip], axis=1)
+    return self.cutter.cut(self._pool(d.window), index, self.local)
 
   def to_device(self, batch: dict):
     return self.cutter.to_device(batch)
 
+  @property
+  def resident_bytes(self) -> int:
+    """Bytes of the windows held now (the current one, and the next once loaded)."""
+    held = list(self._held.values())
+    if self._next is not None and self._next[1]._done.is_set() and not self._next[1]._error:
+      held.append(self._next[1].result())
+    return sum(p.nbytes for p in held)
 
-class HostPatches:
-  """Cuts patches in NumPy, one at a time; batches go to the devices after."""
+  def _load(self, window: int) -> patch_pools.Pool:
+    pool = patch_pools.load_pool(self.source, self.scales, self.layout(window), self.capacity)
+    return self.cutter.place(pool)
 
-  def __init__(self, sampler: PatchSampler, sharding=None):
-    self.s = sampler
+  def _pool(self, window: int) -> patch_pools.Pool:
+    if window in self._held:
+      return self._held[window]
+    if self._next is not None and self._next[0] == window:
+      pool = self._next[1].result()
+    else:
+      if self._next is not None:  # a jump: the source serves one load at a time
+        try:
+          self._next[1].result()
+        except Exception:  # a window no longer needed
+          pass
+      pool = self._load(window)
+    self._held, self._next = {window: pool}, None
+    if self.windowed:
+      self._next = (window + 1, _Loading(lambda: self._load(window + 1)))
+    return pool
+
+
+class HostCutter:
+  """Patches cut in NumPy from pools in host memory; batches go to the devices after."""
+
+  def __init__(self, sharding, sides: tuple[int, int]):
     self.sharding = sharding
+    self.sides = sides
 
-  def cut(self, d: Draws) -> dict[str, np.ndarray]:
-    s = self.s
-    lr_batch, hr_batch = [], []
-    for b in range(s.global_batch_size)[s.local]:
-      img = s.entries[d.entry[b]]
-      i, j, st = d.top[b], d.left[b], img.step
-      lr = img.lr[i:i + s.side, j:j + s.side]
-      hr = img.hr[st * i:st * i + s.hr_side, st * j:st * j + s.hr_side]
-      lr_batch.append(_dihedral(lr, d.flip[b]))
-      hr_batch.append(_dihedral(hr, d.flip[b]))
-    return {'lr': np.ascontiguousarray(np.stack(lr_batch)),
-            'hr': np.ascontiguousarray(np.stack(hr_batch))}
+  def place(self, pool: patch_pools.Pool) -> patch_pools.Pool:
+    return pool
+
+  def cut(self, pool: patch_pools.Pool, index: np.ndarray, local: slice) -> dict:
+    return patch_pools.cut_on_host(pool, index[local], self.sides)
 
   def to_device(self, batch):
     import jax
@@ -234,81 +328,29 @@ class HostPatches:
             for k, v in batch.items()}
 
 
-def padded_pool(arrays: Sequence[np.ndarray]) -> np.ndarray:
-  """(N, max H, max W, C) float32, each array in its top-left corner."""
-  h = max(a.shape[0] for a in arrays)
-  w = max(a.shape[1] for a in arrays)
-  out = np.zeros((len(arrays), h, w, arrays[0].shape[-1]), np.float32)
-  for n, a in enumerate(arrays):
-    out[n, :a.shape[0], :a.shape[1]] = a
-  return out
+class DeviceCutter:
+  """Patches cut on the accelerator from pools replicated in its memory:
+  each step sends the index rows and one jitted gather cuts the global batch
+  straight into its sharding, so the host does no per-pixel work."""
 
-
-def device_pool_bytes(pools: dict[float, list[DegradedImage]]) -> int:
-  """What DevicePatches would hold on each device."""
-  entries = [img for s in pools for img in pools[s]]
-  targets = {id(img.hr): img.hr for img in entries}.values()
-  size = lambda arrays: (len(arrays) * max(a.shape[0] for a in arrays) *
-                         max(a.shape[1] for a in arrays) * arrays[0].shape[-1] * 4)
-  return size([img.lr for img in entries]) + size(list(targets))
-
-
-class DevicePatches:
-  """Cuts patches on the accelerator from a pool held in its memory.
-
-  The inputs and the targets (one per image, shared by its scales) are padded
-  into two arrays replicated on every device; each step sends only the draws
-  (a few integers per patch) and one jitted gather cuts the global batch
-  straight into its sharding, so the host does no per-pixel work.
-  """
-
-  def __init__(self, sampler: PatchSampler, sharding):
+  def __init__(self, sharding, sides: tuple[int, int]):
+    import functools
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
-    self.s = sampler
-    self.sharding = sharding
-    target_ids = {}
-    for img in sampler.entries:
-      target_ids.setdefault(id(img.hr), (len(target_ids), img.hr))
-    self._target = np.array([target_ids[id(img.hr)][0] for img in sampler.entries])
     replicated = NamedSharding(sharding.mesh, PartitionSpec())
-    put = lambda a: jax.make_array_from_callback(a.shape, replicated, lambda idx: a[idx])
-    self.inputs = put(padded_pool([img.lr for img in sampler.entries]))
-    self.targets = put(padded_pool([hr for _, hr in target_ids.values()]))
-    self._gather = jax.jit(
-        _gather_patches, static_argnames=('side', 'hr_side'),
-        out_shardings=(sharding, sharding))
+    self._put = lambda a: jax.make_array_from_callback(a.shape, replicated, lambda i: a[i])
+    self._gather = jax.jit(functools.partial(patch_pools.cut_on_device, sides=sides),
+                           out_shardings=(sharding, sharding))
 
-  def cut(self, d: Draws) -> dict:
-    s = self.s
-    st = s._hr_steps[d.entry]
-    index = np.stack([d.entry, self._target[d.entry], d.top, d.left, st * d.top,
-                      st * d.left, d.flip], axis=1).astype(np.int32)
-    lr, hr = self._gather(self.inputs, self.targets, index, side=s.side, hr_side=s.hr_side)
+  def place(self, pool: patch_pools.Pool) -> patch_pools.Pool:
+    return patch_pools.Pool(self._put(pool.inputs), self._put(pool.targets))
+
+  def cut(self, pool: patch_pools.Pool, index: np.ndarray, local: slice) -> dict:
+    lr, hr = self._gather(pool.inputs, pool.targets, index.astype(np.int32))
     return {'lr': lr, 'hr': hr}
 
   def to_device(self, batch):
     return batch
-
-
-def _dihedral_jax(x, k):
-  import jax.numpy as jnp
-  x = jnp.where(k >= 4, jnp.flip(x, axis=-2), x)
-  return jnp.stack([jnp.rot90(x, r, axes=(0, 1)) for r in range(4)])[k % 4]
-
-
-def _gather_patches(inputs, targets, index, *, side: int, hr_side: int):
-  """Global batch of (input, target) patches; `index` rows as DevicePatches.cut."""
-  import jax
-  from jax import lax
-  c = inputs.shape[-1]
-
-  def one(row):
-    e, t, i, j, hi, hj, k = (row[n] for n in range(7))
-    x = lax.dynamic_slice(inputs, (e, i, j, 0), (1, side, side, c))[0]
-    y = lax.dynamic_slice(targets, (t, hi, hj, 0), (1, hr_side, hr_side, c))[0]
-    return _dihedral_jax(x, k), _dihedral_jax(y, k)
-  return jax.vmap(one)(index)
 
 
 def prefetch(batch_fn, steps: range, to_device, depth: int = 2) -> Iterator:

@@ -1,5 +1,8 @@
 """Training patches as the papers cut them, on the host and on the device."""
 
+import functools
+from unittest import mock
+
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
@@ -8,6 +11,8 @@ import pytest
 from configs import common
 from jaxsr import config_checks
 from jaxsr import input_pipeline
+from jaxsr import patch_pools
+from jaxsr.datasets import training_source
 from jaxsr.protocol import color
 from jaxsr.protocol import degradation
 from jaxsr.protocol.imresize import imresize
@@ -27,11 +32,30 @@ def batch_sharding(n=1):
   return NamedSharding(Mesh(np.asarray(jax.devices()[:n]), ('data',)), P('data'))
 
 
+class ArraySource:
+  """A TrainingSource over uint8 images in memory; counts its loads."""
+
+  def __init__(self, images, on_bicubic, channels=1):
+    self.images, self.on_bicubic, self.channels = images, on_bicubic, channels
+    self.loads = 0
+
+  def __len__(self):
+    return len(self.images)
+
+  def hr_shape(self, index):
+    return self.images[index].shape[:2]
+
+  def load(self, index, scale):
+    self.loads += 1
+    return training_source.degrade(self.images[index], scale, self.channels, self.on_bicubic)
+
+  record = {'source': 'memory'}
+
+
 def sampler_for(images, scales, side, on_bicubic, batch=16, seed=1, **kw):
-  patch_sizes = {s: side for s in scales}
-  pools = input_pipeline.degrade_all(images, scales, 1, patch_sizes, on_bicubic)
-  return pools, input_pipeline.PatchSampler(
-      pools, global_batch_size=batch, patch_sizes=patch_sizes, seed=seed, **kw)
+  return input_pipeline.PatchSampler(
+      ArraySource(images, on_bicubic), scales=scales, on_bicubic=on_bicubic,
+      patch_sizes={s: side for s in scales}, global_batch_size=batch, seed=seed, **kw)
 
 
 def whole_image_y(img, s):
@@ -39,79 +63,145 @@ def whole_image_y(img, s):
   return np.round(color.y_channel(degradation.modcrop(img, s)))[..., None] / 255.0
 
 
-def source(pools, sampler, entry):
-  """(scale, image index in its pool) of an entry of the sampler."""
-  for s in sampler.scales:
-    if entry < len(pools[s]):
-      return s, entry
-    entry -= len(pools[s])
-  raise AssertionError
-
-
+@pytest.mark.parametrize('window', [0, 2])
 @pytest.mark.parametrize('on_device', [False, True])
-def test_a_bicubic_input_patch_is_a_crop_of_the_whole_image_bicubic(on_device):
-  images = photos([(60, 52), (47, 64), (90, 45)])
-  pools, sampler = sampler_for(images, (2.0, 3.0, 4.0), 41, on_bicubic=True,
-                               sharding=batch_sharding(), on_device=on_device)
-  batch, draws = sampler.batch(5), sampler.draws(5)
-  assert np.shape(batch['lr']) == np.shape(batch['hr']) == (16, 41, 41, 1)
-  for b in range(16):
-    s, n = source(pools, sampler, draws.entry[b])
-    kept = [img for img in images if min(degradation.modcrop(img, s).shape[:2]) >= 41]
-    hr = whole_image_y(kept[n], s)
-    lr = imresize(hr, 1 / s).astype(np.float32)
-    upsampled = imresize(lr, output_size=hr.shape[:2])
-    i, j, k = draws.top[b], draws.left[b], draws.flip[b]
-    want_in = input_pipeline._dihedral(upsampled[i:i + 41, j:j + 41], k)
-    want_hr = input_pipeline._dihedral(hr[i:i + 41, j:j + 41], k)
-    np.testing.assert_allclose(np.asarray(batch['lr'][b]), want_in, atol=2e-6)
-    np.testing.assert_allclose(np.asarray(batch['hr'][b]), want_hr, atol=1e-7)
+def test_a_bicubic_input_patch_is_a_crop_of_the_whole_image_bicubic(on_device, window):
+  images = photos([(60, 52), (47, 64), (90, 45), (50, 50)])
+  sampler = sampler_for(images, (2.0, 3.0, 4.0), 41, on_bicubic=True, window_images=window,
+                        window_steps=3, sharding=batch_sharding(), on_device=on_device)
+  for step in (5, 1):
+    batch, draws = sampler.batch(step), sampler.draws(step)
+    assert np.shape(batch['lr']) == np.shape(batch['hr']) == (16, 41, 41, 1)
+    for b in range(16):
+      s = draws.scale[b]
+      hr = whole_image_y(images[draws.image[b]], s)
+      lr = imresize(hr, 1 / s).astype(np.float32)
+      upsampled = imresize(lr, output_size=hr.shape[:2])
+      i, j, k = draws.top[b], draws.left[b], draws.flip[b]
+      want_in = patch_pools.dihedral(upsampled[i:i + 41, j:j + 41], k)
+      want_hr = patch_pools.dihedral(hr[i:i + 41, j:j + 41], k)
+      np.testing.assert_allclose(np.asarray(batch['lr'][b]), want_in, atol=2e-6)
+      np.testing.assert_allclose(np.asarray(batch['hr'][b]), want_hr, atol=1e-7)
 
 
 @pytest.mark.parametrize('on_device', [False, True])
 def test_a_learned_upsampling_patch_is_a_crop_of_the_whole_lr(on_device):
   images = photos([(40, 34), (31, 44)])
-  pools, sampler = sampler_for(images, (3.0,), 7, on_bicubic=False,
-                               sharding=batch_sharding(), on_device=on_device)
+  sampler = sampler_for(images, (3.0,), 7, on_bicubic=False,
+                        sharding=batch_sharding(), on_device=on_device)
   batch, draws = sampler.batch(2), sampler.draws(2)
   assert np.shape(batch['lr']) == (16, 7, 7, 1) and np.shape(batch['hr']) == (16, 21, 21, 1)
   for b in range(16):
-    hr = whole_image_y(images[draws.entry[b]], 3)
+    hr = whole_image_y(images[draws.image[b]], 3)
     lr = imresize(hr, 1 / 3)
     i, j, k = draws.top[b], draws.left[b], draws.flip[b]
     np.testing.assert_allclose(np.asarray(batch['lr'][b]),
-                               input_pipeline._dihedral(lr[i:i + 7, j:j + 7], k), atol=1e-6)
+                               patch_pools.dihedral(lr[i:i + 7, j:j + 7], k), atol=1e-6)
     np.testing.assert_allclose(
         np.asarray(batch['hr'][b]),
-        input_pipeline._dihedral(hr[3 * i:3 * i + 21, 3 * j:3 * j + 21], k), atol=1e-7)
+        patch_pools.dihedral(hr[3 * i:3 * i + 21, 3 * j:3 * j + 21], k), atol=1e-7)
 
 
 def test_one_batch_mixes_scales_and_small_images_drop_per_scale():
   # Modcropped, 44×60 is 44×60, 42×60, 44×60: a 41² patch fits at every
   # scale; 42×42 is 42×42, 42×42 and 40×40: dropped at x4 only.
   images = photos([(44, 60), (42, 42)])
-  pools, sampler = sampler_for(images, (2.0, 3.0, 4.0), 41, on_bicubic=True, batch=64)
-  assert [len(pools[s]) for s in (2.0, 3.0, 4.0)] == [2, 2, 1]
-  scales = {source(pools, sampler, e)[0] for e in sampler.draws(0).entry}
-  assert scales == {2.0, 3.0, 4.0}
+  sampler = sampler_for(images, (2.0, 3.0, 4.0), 41, on_bicubic=True, batch=64)
+  assert list(sampler.layout(0).counts) == [2, 2, 1]
+  draws = sampler.draws(0)
+  assert set(draws.scale) == {2.0, 3.0, 4.0}
+  assert 1 not in draws.image[draws.scale == 4.0]
   with pytest.raises(config_checks.ConfigError, match='x4'):
-    input_pipeline.degrade_all(photos([(42, 42)]), (2.0, 4.0), 1, {2.0: 41, 4.0: 41}, True)
+    sampler_for(photos([(42, 42)]), (2.0, 4.0), 41, on_bicubic=True)
 
 
 def test_device_and_host_give_the_same_batches_for_any_process_count():
   images = photos([(50, 60), (64, 41)])
   kw = dict(batch=8, seed=4)
-  _, host = sampler_for(images, (2.0, 3.0), 20, True, **kw)
-  _, device = sampler_for(images, (2.0, 3.0), 20, True, sharding=batch_sharding(8),
-                          on_device=True, **kw)
+  host = sampler_for(images, (2.0, 3.0), 20, True, **kw)
+  device = sampler_for(images, (2.0, 3.0), 20, True, sharding=batch_sharding(8),
+                       on_device=True, **kw)
   halves = [sampler_for(images, (2.0, 3.0), 20, True, process_index=i, process_count=2,
-                        **kw)[1].batch(9) for i in range(2)]
+                        **kw).batch(9) for i in range(2)]
   want, got = host.batch(9), device.batch(9)
   for key in ('lr', 'hr'):
     np.testing.assert_array_equal(np.asarray(got[key]), want[key])
     np.testing.assert_array_equal(np.concatenate([h[key] for h in halves]), want[key])
   assert got['lr'].sharding == batch_sharding(8)
   assert not np.array_equal(host.batch(10)['lr'], want['lr'])
+
+
+def test_windows_give_the_same_batches_from_any_resume_point_and_process_count():
+  images = photos([(30 + 3 * n, 40 + 2 * n) for n in range(7)])
+  kw = dict(batch=8, seed=2, window_images=3, window_steps=4)
+  straight = sampler_for(images, (2.0, 3.0), 12, True, **kw)
+  assert straight.windowed
+  want = {step: straight.batch(step) for step in range(13)}
+  resumed = sampler_for(images, (2.0, 3.0), 12, True, **kw)
+  device = sampler_for(images, (2.0, 3.0), 12, True, sharding=batch_sharding(8),
+                       on_device=True, **kw)
+  halves = [sampler_for(images, (2.0, 3.0), 12, True, process_index=i, process_count=2, **kw)
+            for i in range(2)]
+  for step in (9, 10, 5, 12):
+    for key in ('lr', 'hr'):
+      np.testing.assert_array_equal(resumed.batch(step)[key], want[step][key])
+      np.testing.assert_array_equal(np.asarray(device.batch(step)[key]), want[step][key])
+      np.testing.assert_array_equal(
+          np.concatenate([h.batch(step)[key] for h in halves]), want[step][key])
+  # Windows hold different images; each step draws from its own window only.
+  windows = [set(straight.layout(w).images) for w in range(4)]
+  assert all(len(w) == 3 for w in windows) and len(set(map(frozenset, windows))) > 1
+  assert set(straight.draws(5).image) <= windows[1]
+
+
+def test_window_memory_does_not_grow_with_the_set():
+  held = []
+  for count in (6, 24):
+    images = photos([(44, 48)] * count, seed=count)
+    sampler = sampler_for(images, (2.0,), 8, False, window_images=4, window_steps=2,
+                          on_device=True, sharding=batch_sharding())
+    for step in range(8):
+      sampler.batch(step)
+    sampler._next[1].result()  # the next window, loaded meanwhile
+    held.append(sampler.resident_bytes)
+    # current + next window: 2 windows of 4 images, however many the set has
+    assert sampler.source.loads == 5 * 4
+  # 22·24 float32 inputs and 44·48 uint8 targets per image
+  assert held[0] == held[1] == 2 * 4 * (22 * 24 * 4 + 44 * 48)
+  # Targets are uint8 (1 byte per pixel), inputs float32.
+  pool = sampler._held[3]
+  assert pool.targets.dtype == np.uint8 and pool.inputs.dtype == np.float32
+
+
+def test_auto_window_is_the_whole_set_when_it_fits():
+  images = photos([(40, 48)] * 5)
+  table = patch_pools.ImageTable(ArraySource(images, False), (2.0,), {2.0: 8}, False)
+  assert input_pipeline.window_size(table, 0, 1) == 5
+  assert input_pipeline.window_size(table, 2, 1) == 2
+  one = table.pool_bytes(1, 1)
+  with mock.patch.object(input_pipeline, 'POOL_MAX_BYTES', 3 * one), \
+       mock.patch.object(input_pipeline, 'WINDOW_MAX_BYTES', 2 * one):
+    assert input_pipeline.window_size(table, 0, 1) == 2
+
+
+def test_uint8_pools_convert_as_float_cuts_do_on_every_backend():
+  levels = np.arange(256, dtype=np.uint8).reshape(-1, 1)
+  pool = patch_pools.Pool(levels, levels)
+  index = np.array([[0, 16, 0, 0, 0, 16, 0, 0, 0]])
+  host = patch_pools.cut_on_host(pool, index, (16, 16))['hr'].reshape(-1)
+  device = jax.jit(functools.partial(patch_pools.cut_on_device, sides=(16, 16)))(
+      levels, levels, index)[1]
+  np.testing.assert_array_equal(np.asarray(device).reshape(-1), host)
+  np.testing.assert_array_max_ulp(host, np.float32(np.arange(256) / 255), maxulp=1)
+  assert patch_pools.on_uint8_levels(np.float32(np.arange(256) / 255))
+  assert not patch_pools.on_uint8_levels(np.float32([0.5]))
+
+
+def test_dihedral_steps_are_the_eight_flips_and_rotations():
+  x = np.arange(2 * 3 * 3).reshape(2, 3, 3, 1)
+  for k in range(8):
+    want = np.stack([patch_pools.dihedral(p, k) for p in x])
+    np.testing.assert_array_equal(patch_pools._orient(np, x, np.full(2, k)), want)
 
 
 def test_vdsr_patches_are_41_pixels_at_every_scale():
@@ -124,6 +214,8 @@ def test_vdsr_patches_are_41_pixels_at_every_scale():
 @pytest.mark.parametrize('key, value, message', [
     ('data.sampler', 'gpu', 'config.data.sampler'),
     ('data.patch_size', 20, 'set config.data.hr_patch_size'),
+    ('data.window_images', -1, r'config.data.window_images=-1 must be >= 0'),
+    ('data.window_steps', 0, r'config.data.window_steps=0 >= 1'),
 ])
 def test_bad_data_settings_name_the_key(key, value, message):
   c = common.base_config('vdsr')

@@ -22,6 +22,7 @@ from jaxsr import input_pipeline
 from jaxsr import metric_writers
 from jaxsr import models
 from jaxsr import train
+from jaxsr.datasets import training_source
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 CONFIGS = sorted(p for p in (REPO / 'configs').glob('*.py')
@@ -172,11 +173,17 @@ def test_non_finite_loss_stops_and_keeps_the_checkpoint(photo_dirs, tmp_path):
 
 def test_batches_do_not_depend_on_process_count():
   rng = np.random.default_rng(0)
-  pool = {2.0: [input_pipeline.DegradedImage(
-      lr=rng.random((10, 12, 1), np.float32), hr=rng.random((20, 24, 1), np.float32))]}
-  kw = dict(global_batch_size=4, patch_sizes={2.0: 4}, seed=3)
-  whole = input_pipeline.PatchSampler(pool, **kw).batch(7)
-  halves = [input_pipeline.PatchSampler(pool, process_index=i, process_count=2, **kw).batch(7)
+  image = rng.integers(0, 256, size=(20, 24, 3), dtype=np.uint8)
+
+  class OneImage:
+    record = {}
+    __len__ = lambda self: 1
+    hr_shape = lambda self, i: image.shape[:2]
+    load = lambda self, i, s: training_source.degrade(image, s, 1, on_bicubic=False)
+  kw = dict(scales=(2.0,), global_batch_size=4, patch_sizes={2.0: 4}, seed=3)
+  whole = input_pipeline.PatchSampler(OneImage(), **kw).batch(7)
+  halves = [input_pipeline.PatchSampler(OneImage(), process_index=i, process_count=2,
+                                        **kw).batch(7)
             for i in range(2)]
   np.testing.assert_array_equal(np.concatenate([h['lr'] for h in halves]), whole['lr'])
   lr, hr = whole['lr'][0], whole['hr'][0]
