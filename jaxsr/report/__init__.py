@@ -264,10 +264,34 @@ def write_report(workdirs: Sequence[str], out: pathlib.Path, sets: Sequence[str]
   return table
 
 
+STANDARD_SETS = ('set5', 'set14', 'b100')
+
+
+def default_sets(runs: Sequence[jaxsr_runs.Run], data_dir: str | None) -> list[str]:
+  """Set5, Set14 and B100 when all are there, else the sets the runs logged."""
+  from jaxsr import datasets
+  if all(datasets.has_dataset(s, data_dir) for s in STANDARD_SETS):
+    return list(STANDARD_SETS)
+  logged = []
+  for run in runs:
+    for row in run.rows:
+      for key in row:
+        parts = key.split('/')
+        if len(parts) == 3 and parts[0] == 'eval' and parts[2] == 'psnr_y':
+          if parts[1] not in logged:
+            logged.append(parts[1])
+  if not logged:
+    raise ReportError(f'no data root with {", ".join(STANDARD_SETS)} and no evaluation '
+                      'in the runs\' metrics.jsonl: give --sets and --data_dir')
+  return logged
+
+
 FLAGS = flags.FlagValues()
 _OUT = flags.DEFINE_string('out', None, 'Output folder.', flag_values=FLAGS)
-_SETS = flags.DEFINE_string('sets', 'set5,set14,b100', 'Benchmark sets for the table '
-                            '(names or folders).', flag_values=FLAGS)
+_SETS = flags.DEFINE_string(
+    'sets', None, 'Benchmark sets for the table (names or folders). Default: '
+    f'{",".join(STANDARD_SETS)} when the data root has them, else the sets the runs '
+    'were evaluated on while training (e.g. embedded_test).', flag_values=FLAGS)
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Data root (default $JAXSR_DATA_DIR).',
                                 flag_values=FLAGS)
 _IMAGE = flags.DEFINE_string(
@@ -306,8 +330,12 @@ def _report(workdirs: list[str]) -> int:
   if _WORKDIR.value:
     raise command_line.UsageError('--workdir is for --experiment; give the runs of a '
                                   'report as arguments')
-  write_report(workdirs, out, [s for s in _SETS.value.split(',') if s], _DATA_DIR.value,
-               _IMAGE.value, _REEVALUATE.value, archive)
+  if _SETS.value is None:
+    sets = default_sets([jaxsr_runs.load_run(w) for w in workdirs], _DATA_DIR.value)
+  else:
+    sets = [s for s in _SETS.value.split(',') if s]
+  write_report(workdirs, out, sets, _DATA_DIR.value, _IMAGE.value, _REEVALUATE.value,
+               archive)
   return 0
 
 
