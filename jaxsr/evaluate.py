@@ -88,8 +88,9 @@ def _evaluate(positional: list[str]) -> int:
   scales = evaluators.parse_scales(_SCALES.value) if _SCALES.value else None
   name, model, params, defaults = _load_model(scales)
   scales = scales or defaults
+  mesh = evaluators.local_mesh()  # images split over this machine's devices
   predicts = {scale: evaluators.bicubic_predict if name == 'bicubic' else
-              evaluators.model_predict(models.at_scale(name, model, scale), params)
+              evaluators.model_predict(models.at_scale(name, model, scale), params, mesh)
               for scale in scales}
   # Every image of every set is read and degraded before any model runs.
   benchmarks = [evaluators.BenchmarkEvaluator(

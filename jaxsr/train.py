@@ -208,11 +208,6 @@ def _check_finite(pending: list[tuple[int, dict]], ckpt) -> None:
           + 'Lower config.optim.lr or set config.optim.grad_clip_norm.')
 
 
-def _host_params(params):
-  """A process-local copy of replicated parameters (for evaluation)."""
-  return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
-
-
 def _prepare_workdir(workdir: epath.Path) -> None:
   if workdir.exists() and not workdir.is_dir():
     raise WorkdirError(f'--workdir {workdir} is a file; expected a folder (new or '
@@ -345,7 +340,8 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
     writer = metric_writers.MetricWriter(workdir, enabled=is_chief)
 
     def run_eval(step):
-      predict = evaluators.model_predict(model, _host_params(state.params))
+      # Images split over the training mesh; every process scores them all.
+      predict = evaluators.model_predict(model, state.params, mesh)
       out = {}
       for ev in benchmark_evaluators:
         result, bicubic = ev.run(predict), ev.bicubic()

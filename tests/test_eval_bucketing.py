@@ -67,7 +67,7 @@ def test_a_set_compiles_at_most_max_shapes_times_and_once_per_process(tmp_path):
     Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(tmp_path / f'{i}.png')
   model = models.get_model('espcn', scale=2, features=(8, 4))  # its own jit cache
   variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
-  apply = evaluators.benchmark._jitted_apply(model)
+  apply = evaluators.benchmark._jitted_apply(model, evaluators.one_device_mesh())
   ev = evaluators.BenchmarkEvaluator(str(tmp_path), [2])
   assert len({p.lr.shape for p in ev.pairs[2.0]}) == 5
   before = apply._cache_size()
@@ -102,3 +102,28 @@ def test_bicubic_predict_and_non_integer_scales_are_never_padded(tmp_path):
   ev.run(recording)
   assert len(set(seen[:5])) == 3 and len(set(seen[5:])) == 5
   assert ev.padded_shapes(1 / 0.3) == {}
+
+
+def test_eight_devices_score_as_one(tmp_path):
+  """Images of a bucket split across the mesh (the batch padded to 8 with
+  repeats) give one device's PSNR/SSIM, per image; parameters already on
+  the mesh (training's state) are used as they are."""
+  from PIL import Image
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+  rng = np.random.default_rng(5)
+  for i, (h, w) in enumerate([(40, 52), (36, 52), (40, 48), (30, 30), (44, 40)]):
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(tmp_path / f'{i}.png')
+  model = models.get_model('espcn', scale=2, features=(8, 4))
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+  ev = evaluators.BenchmarkEvaluator(str(tmp_path), [2], max_shapes=2)
+  assert jax.device_count() == 8, 'conftest sets 8 CPU devices'
+  mesh = Mesh(np.asarray(jax.devices()), ('data',))
+  on_mesh = jax.device_put(variables, NamedSharding(mesh, P()))
+  eight = evaluators.model_predict(model, on_mesh, mesh)
+  assert eight.batch_size == 8
+  one = evaluators.model_predict(model, variables)
+  assert ev.per_image(eight, 2) == ev.per_image(one, 2)
+  # Fewer images than devices, and more: each image's output is its own.
+  lr = rng.random((11, 12, 10, 1), np.float32)
+  np.testing.assert_allclose(eight(lr, (24, 20)), one(lr, (24, 20)), atol=1e-6)
+  np.testing.assert_allclose(eight(lr[:3], (24, 20)), one(lr[:3], (24, 20)), atol=1e-6)

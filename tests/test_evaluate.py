@@ -178,7 +178,7 @@ def test_a_flat_image_keeps_the_psnr_finite_and_the_json_valid(photo_folder, tmp
 def test_an_image_too_small_for_the_scale_is_named_before_evaluating(
     scale, size, photo_folder, tmp_path, monkeypatch, capsys):
   Image.fromarray(np.zeros(size + (3,), np.uint8)).save(photo_folder / 'foo.png')
-  monkeypatch.setattr(evaluators.benchmark, 'predict_padded', _no_evaluation)
+  monkeypatch.setattr(evaluators.benchmark, 'predict_bucket', _no_evaluation)
   assert evaluate.main(['--pretrained=eeds', f'--sets={photo_folder}',
                         f'--scales={scale}']) == 1
   err = capsys.readouterr().err

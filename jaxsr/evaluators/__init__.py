@@ -6,8 +6,9 @@ function, so one piece of code serves training, `jaxsr.evaluate` and reports.
 """
 
 from jaxsr.evaluators.benchmark import (EVAL_MAX_SHAPES, BenchmarkEvaluator, Predict,
-                                        bicubic_predict, model_predict, parse_scales,
-                                        plan_buckets, predict_padded)
+                                        bicubic_predict, local_mesh, model_predict,
+                                        one_device_mesh, parse_scales, plan_buckets,
+                                        predict_bucket, predict_padded)
 from jaxsr.evaluators.results import (ResultsFileError, check_writable, format_table,
                                       scale_key, write_json)
 

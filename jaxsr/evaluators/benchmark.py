@@ -75,13 +75,23 @@ class BenchmarkEvaluator:
                         self.max_shapes)
 
   def per_image(self, predict: Predict, scale: float) -> list[dict]:
+    """One row per image, in the set's order. The images of one padded shape
+    go to `predict` together, `predict.batch_size` at a time (default 1)."""
     plan = self.padded_shapes(scale) if getattr(predict, 'paddable', False) else {}
-    rows = []
-    for pair in self.pairs[scale]:
-      size = pair.target.shape[:2]
-      padded = plan.get(pair.lr.shape[:2])
-      sr = predict_padded(predict, pair.lr[None], size, padded, int(scale))[0]
-      rows.append({'image': pair.name, **degradation.score(sr, pair)})
+    pairs = self.pairs[scale]
+    groups = collections.defaultdict(list)
+    for i, pair in enumerate(pairs):
+      groups[_model_input(pair.lr.shape[:2], pair.target.shape[:2], plan, int(scale))
+             ].append(i)
+    batch = max(1, getattr(predict, 'batch_size', 1))
+    rows = [None] * len(pairs)
+    for (shape, output_size), members in groups.items():
+      for start in range(0, len(members), batch):
+        chunk = members[start:start + batch]
+        srs = predict_bucket(predict, [pairs[i].lr for i in chunk], shape, output_size,
+                             [pairs[i].target.shape[:2] for i in chunk])
+        for i, sr in zip(chunk, srs):
+          rows[i] = {'image': pairs[i].name, **degradation.score(sr, pairs[i])}
     return rows
 
   def run_scale(self, predict: Predict, scale: float) -> dict[str, float]:
@@ -139,41 +149,101 @@ def predict_padded(predict: Predict, lr: np.ndarray, output_size: tuple[int, int
   Unpadded when `padded` is None or the LR's own shape, or when the output
   is not exactly scale × the LR size.
   """
-  from jaxsr.inference import tiling
   h, w = lr.shape[1:3]
   size = tuple(int(v) for v in output_size)
-  if padded is None or tuple(padded) == (h, w) or size != (scale * h, scale * w):
-    return np.asarray(predict(lr, size))
-  rows = tiling.mirror_indices(0, padded[0], h)
-  cols = tiling.mirror_indices(0, padded[1], w)
-  out = predict(np.asarray(lr)[:, rows[:, None], cols[None, :]],
-                (scale * padded[0], scale * padded[1]))
-  return np.asarray(out)[:, :size[0], :size[1]]
+  shape, out_size = _model_input((h, w), size, {(h, w): padded} if padded else {}, scale)
+  return np.stack(predict_bucket(predict, list(lr), shape, out_size, [size] * len(lr)))
+
+
+def predict_bucket(predict: Predict, images: Sequence[np.ndarray], shape: tuple[int, int],
+                   output_size: tuple[int, int], crops: Sequence[tuple[int, int]]
+                   ) -> list[np.ndarray]:
+  """predict on `images` (h ≤ H, w ≤ W) mirror-padded at the bottom and right
+  to `shape` (H, W), as one batch; each output cropped to its `crops` size."""
+  from jaxsr.inference import tiling
+
+  def pad(image):
+    if image.shape[:2] == tuple(shape):
+      return image
+    return np.asarray(image)[tiling.mirror_indices(0, shape[0], image.shape[0])[:, None],
+                             tiling.mirror_indices(0, shape[1], image.shape[1])[None, :]]
+  out = np.asarray(predict(np.stack([pad(im) for im in images]), tuple(output_size)))
+  return [sr[:c[0], :c[1]] for sr, c in zip(out, crops)]
+
+
+def _model_input(lr_hw: tuple[int, int], size: tuple[int, int],
+                 plan: dict[tuple[int, int], tuple[int, int]], scale: int
+                 ) -> tuple[tuple[int, int], tuple[int, int]]:
+  """(the LR shape the model sees, its output size) for one image: its bucket
+  of `plan` when its output is exactly scale × its LR, else its own shape."""
+  lr_hw, size = tuple(int(v) for v in lr_hw), tuple(int(v) for v in size)
+  padded = plan.get(lr_hw)
+  if padded is None or size != (scale * lr_hw[0], scale * lr_hw[1]):
+    return lr_hw, size
+  return tuple(padded), (scale * padded[0], scale * padded[1])
+
+
+@functools.cache
+def one_device_mesh():
+  """The first device as a mesh: model_predict's default."""
+  import jax
+  from jax.sharding import Mesh
+  return Mesh(np.asarray(jax.devices()[:1]), ('data',))
+
+
+def local_mesh():
+  """This process's devices as a mesh (jaxsr.evaluate)."""
+  import jax
+  from jax.sharding import Mesh
+  return Mesh(np.asarray(jax.local_devices()), ('data',))
 
 
 @functools.lru_cache(maxsize=64)
-def _jitted_apply(model):
-  """One jitted forward per model (params an argument): compiled once per
-  shape for the life of the process, not once per `model_predict`."""
+def _jitted_apply(model, mesh):
+  """One jitted forward per model and mesh (params an argument): compiled once
+  per shape for the life of the process, not once per `model_predict`. The
+  output is replicated, so that every process reads all of it."""
   import jax
+  from jax.sharding import NamedSharding, PartitionSpec as P
 
-  @functools.partial(jax.jit, static_argnums=2)
+  @functools.partial(jax.jit, static_argnums=2, out_shardings=NamedSharding(mesh, P()))
   def apply(params, lr, output_size):
     return model.apply(params, lr, output_size=output_size)
   return apply
 
 
-def model_predict(model, params) -> Predict:
+def model_predict(model, params, mesh=None) -> Predict:
   """A predict function from a Flax model and its variables (jit per shape).
 
-  Marked `paddable`: evaluators may run it on padded images (see
+  `mesh`: a device Mesh with a 'data' axis (training's, or `local_mesh()`);
+  default `one_device_mesh()`. A batch is split over its devices, padded to a
+  multiple of their number with repeats of its last image (dropped after);
+  the parameters are placed replicated on the mesh, which costs nothing when
+  they already are (training's state). On a mesh spanning several processes,
+  every process calls it with the same images and gets the whole output.
+
+  Marked `paddable`: evaluators may run it on padded images, and
+  `batch_size` (the mesh's device count) images at a time (see
   BenchmarkEvaluator).
   """
-  apply = _jitted_apply(model)
+  import jax
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  mesh = mesh or one_device_mesh()
+  devices = mesh.devices.size
+  apply = _jitted_apply(model, mesh)
+  params = jax.device_put(params, NamedSharding(mesh, P()))
+  split = NamedSharding(mesh, P('data'))
 
   def predict(lr, output_size):
-    return np.asarray(apply(params, lr, tuple(int(v) for v in output_size)))
+    lr = np.asarray(lr)
+    n = lr.shape[0]
+    if n % devices:
+      lr = np.concatenate([lr, np.repeat(lr[-1:], devices - n % devices, axis=0)])
+    batch = jax.make_array_from_callback(lr.shape, split, lambda index: lr[index])
+    out = apply(params, batch, tuple(int(v) for v in output_size))
+    return np.asarray(out.addressable_data(0))[:n]
   predict.paddable = True
+  predict.batch_size = devices
   return predict
 
 

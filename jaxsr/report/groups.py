@@ -38,7 +38,10 @@ MODEL_TITLES = {
 # Keys that tell seeds apart or cannot change what a run learns.
 NOT_COMPARED = frozenset({
     'train.seed', 'data.data_dir', 'data.prefetch', 'data.sampler',
-    'checkpoint.use_async', 'checkpoint.keep'})
+    'checkpoint.use_async', 'checkpoint.keep',
+    # Run-length records (jaxsr.epochs): train.steps and batch_size say it.
+    'train.epochs', 'train.steps_from', 'train.patches_per_epoch', 'train.steps_per_epoch',
+    'train.per_device_batch_size'})
 
 SPREAD_RULE = ('|Δ| > 2·sqrt(s_a²/n_a + s_b²/n_b), s the sample standard deviation '
                'over seeds')
