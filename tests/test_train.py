@@ -291,6 +291,10 @@ def test_two_processes_train_together(photo_dirs, tmp_path):
   single, multi = losses(tmp_path / 'single'), losses(tmp_path / 'multi')
   assert list(multi) == [1, 2, 3]
   np.testing.assert_allclose(list(multi.values()), list(single.values()), rtol=1e-5)
+  # Evaluation on the 4 devices of both processes scores as one process does.
+  psnr = lambda w: [r for r in metric_writers.read_metrics(w) if 'eval/test/psnr_y' in r
+                    ][-1]['eval/test/psnr_y']
+  assert psnr(tmp_path / 'multi') == pytest.approx(psnr(tmp_path / 'single'), abs=1e-4)
 
   # A damaged newest checkpoint: both processes fall back to the same step.
   data = max((tmp_path / 'multi' / 'checkpoints' / '3').glob('default/d/*'),
