@@ -20,7 +20,8 @@ resident memory) is the row's own:
 decoding and degradation, and the gather's compilation). `patches_per_s`:
 after it, through what train.py runs (the prefetch thread, the transfer to
 the devices and the wait for the last batch); for the streamed rows it
-includes waiting for windows still loading. `speedup`: against the `old`
+includes waiting for windows still loading (`window_load_s`: the mean time
+to load one, on its thread). `speedup`: against the `old`
 row of the same config in the same run.
 """
 
@@ -129,6 +130,14 @@ def run_row(spec: dict) -> dict:
         window_steps=spec.get('window_steps', 1000), sharding=sharding,
         on_device=spec['pipeline'] == 'device')
     to_device = sampler.to_device
+    load, load_s = sampler._load, []
+
+    def timed_load(window):
+      t = time.perf_counter()
+      pool = load(window)
+      load_s.append(time.perf_counter() - t)
+      return pool
+    sampler._load = timed_load
   jax.block_until_ready(to_device(sampler.batch(0)))
   startup_s = time.perf_counter() - t0
   if spec['pipeline'] != 'old':
@@ -147,7 +156,9 @@ def run_row(spec: dict) -> dict:
           'images': len(source), 'window_images': spec.get('window', 0) or len(source),
           'patches_per_s': round(rate), 'startup_s': round(startup_s, 2),
           'resident_mb': round(resident / 2**20), 'peak_rss_mb': round(peak_rss_mb()),
-          'steps': steps}
+          'steps': steps,
+          'window_load_s': round(float(np.mean(load_s)), 2) if spec['pipeline'] != 'old'
+                           and load_s else None}
 
 
 def main(argv=None) -> int:
