@@ -108,3 +108,8 @@ def test_a_run_in_epochs_derives_its_steps_and_records_them(photo_dirs, tmp_path
   assert (recorded['batch_size'], recorded['steps'], recorded['epochs'],
           recorded['patches_per_epoch'], recorded['steps_from']) == (8, 3, 0.1, 240, 'epochs')
   assert max(r['step'] for r in metric_writers.read_metrics(tmp_path)) == 3
+  # Resumed with fewer images (0.1 epoch would now be 2 steps): it keeps its 3.
+  c.data.max_train_images = 2
+  train.train_and_evaluate(c, tmp_path, devices=jax.devices())
+  assert json.loads((tmp_path / 'config.json').read_text())['train']['steps'] == 3
+  assert json.loads((tmp_path / 'config.json').read_text())['train']['patches_per_epoch'] == 160

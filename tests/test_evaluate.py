@@ -81,6 +81,23 @@ def test_cli_scores_shipped_weights_above_bicubic(tmp_path):
   assert out['--pretrained=eeds'] > out['--model=bicubic'] + 0.5
 
 
+def test_cli_evaluates_on_every_local_device(photo_folder, tmp_path, monkeypatch):
+  import jax
+  from jaxsr import pretrained
+  meshes = []
+  real = evaluators.model_predict
+  monkeypatch.setattr(evaluators, 'model_predict',
+                      lambda *a: meshes.append(a[2]) or real(*a))
+  out = tmp_path / 'eeds.json'
+  assert evaluate.main(['--pretrained=eeds', f'--sets={photo_folder}', '--scales=2',
+                        f'--json_out={out}']) == 0
+  assert [m.devices.size for m in meshes] == [jax.local_device_count()] == [8]
+  model, params = pretrained.load('eeds', 2)
+  one_device = evaluators.BenchmarkEvaluator(str(photo_folder), [2]).run(
+      real(model, params))
+  assert json.loads(out.read_text())['myphotos'] == one_device
+
+
 @pytest.mark.parametrize('args,message', [
     (['--model=bicubic', '--sets=nosuchset'], 'nosuchset'),
     (['--pretrained=eeds', '--scales=7', '--sets=set5'], 'no pretrained weights eeds_x7'),
