@@ -87,16 +87,20 @@ def base_config(model: str, *, scale: float = 2, channels: int = 1
   # those its paper fixes; jaxsr.main adds the others (None: the default).
   c.model = ml_collections.ConfigDict(
       {'name': model, 'scale': float(scale), 'channels': channels})
-  # 'auto': the 291 set (t91 + bsd200) when the data root has it, else the
-  # embedded photos. scales: () trains on model.scale only. sampler: where
-  # patches are cut, 'device' (a pool in accelerator memory), 'host', or
-  # 'auto' (the device when the pool fits). window_images: images held at a
+  # train 'auto': the 291 set (t91 + bsd200) under the data root; the embedded
+  # photos (train='embedded') stand in only where allow_embedded (runlocal).
+  # source: 'tfds' (the pairs `python -m jaxsr.prepare` wrote under the data
+  # root), 'folders', or 'auto' (tfds when prepared, else folders).
+  # scales: () trains on model.scale only. sampler: where patches are cut,
+  # 'device' (a pool in accelerator memory), 'host', or 'auto' (the device
+  # when the pool fits). window_images: images held at a
   # time, 0 the whole set when it fits (else windows of ~256 MB), the window
   # changing every window_steps steps (jaxsr.input_pipeline).
   c.data = ml_collections.ConfigDict({
       'train': 'auto', 'data_dir': '', 'scales': (), 'patch_size': 0,
       'hr_patch_size': 41, 'augment': True, 'max_train_images': 0,
-      'prefetch': 2, 'sampler': 'auto', 'window_images': 0, 'window_steps': 1000})
+      'prefetch': 2, 'sampler': 'auto', 'window_images': 0, 'window_steps': 1000,
+      'source': 'auto', 'allow_embedded': False})
   # loss_reduction: 'mean' over every pixel, or 'sum_per_sample' (VDSR's
   # ½‖r − f(x)‖² per sample, the Caffe convention the papers' learning rates
   # and θ/γ clipping are stated in; see jaxsr.train.compute_loss).
@@ -180,6 +184,7 @@ def runlocal(c: ml_collections.ConfigDict, *, on_bicubic: bool, steps: int = 600
   else:
     c.data.patch_size = patch_size
   c.data.max_train_images = 40
+  c.data.allow_embedded = True  # the quick run works on a fresh machine
   c.checkpoint.every = max(1, steps // 4)
   c.eval.every = max(1, steps // 4)
   c.eval.max_images = 5

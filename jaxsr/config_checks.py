@@ -131,6 +131,8 @@ def _check_run_length(c: ml_collections.ConfigDict, device_count: int) -> None:
 
 
 SAMPLERS = ('auto', 'device', 'host')
+# training_source.SOURCES (not imported here: this module loads without tfds).
+DATA_SOURCES = ('auto', 'tfds', 'folders')
 
 
 def _check_data(c: ml_collections.ConfigDict, scales: tuple[float, ...]) -> None:
@@ -139,6 +141,8 @@ def _check_data(c: ml_collections.ConfigDict, scales: tuple[float, ...]) -> None
     raise ConfigError('config.data.patch_size (LR) or config.data.hr_patch_size must be > 0')
   if c.data.get('sampler', 'auto') not in SAMPLERS:
     raise ConfigError(f'config.data.sampler={c.data.sampler!r}; valid: {SAMPLERS}')
+  if c.data.get('source', 'auto') not in DATA_SOURCES:
+    raise ConfigError(f'config.data.source={c.data.source!r}; valid: {DATA_SOURCES}')
   if c.data.get('window_images', 0) < 0 or c.data.get('window_steps', 1) < 1:
     raise ConfigError(f'config.data.window_images={c.data.window_images} must be >= 0 (0: '
                       f'the whole set) and config.data.window_steps={c.data.window_steps} >= 1')

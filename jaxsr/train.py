@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import signal
 import time
@@ -34,6 +35,7 @@ from jaxsr import checkpointing
 from jaxsr import config_checks
 from jaxsr import datasets
 from jaxsr import epochs
+from jaxsr.datasets import prepared
 from jaxsr.datasets import training_source
 from jaxsr import evaluators
 from jaxsr import input_pipeline
@@ -125,21 +127,49 @@ def _explicit_data_root(c: ml_collections.ConfigDict) -> str | None:
   return None
 
 
+def _embedded_allowed(c: ml_collections.ConfigDict) -> bool:
+  """The embedded photos stand in for missing data only in the quick run
+  (runlocal sets data.allow_embedded) or when asked for by name."""
+  return bool(c.data.get('allow_embedded')) or c.data.train in ('embedded', 'embedded_train')
+
+
+def _has_291(c: ml_collections.ConfigDict) -> bool:
+  """Whether the data root holds t91 and bsd200, as folders or prepared."""
+  data_dir = c.data.data_dir or None
+  if c.data.get('source', 'auto') != 'tfds' and all(
+      datasets.has_dataset(s, data_dir) for s in ('t91', 'bsd200')):
+    return True
+  if c.data.get('source', 'auto') == 'folders':
+    return False
+  on_bicubic = models.model_info(c.model.name).works_on_bicubic
+  return all(prepared.prepared_dir(prepared.data_root_text(data_dir), s, c.model.channels,
+                                   prepared.input_kind(on_bicubic),
+                                   config_checks.train_scales(c))
+             for s in ('t91', 'bsd200'))
+
+
 def _resolve_train_sets(c: ml_collections.ConfigDict) -> list[str]:
-  """config.data.train's sets. 'auto' is the 291 set; the embedded photos
-  stand in only when no data location was given (the quick default run)."""
+  """config.data.train's sets. 'auto' is the 291 set (folders or prepared
+  pairs); the embedded photos stand in only where _embedded_allowed."""
+  if c.data.train == 'embedded':
+    return ['embedded_train']
   if c.data.train != 'auto':
     return [s for s in c.data.train.split(',') if s]
-  data_dir = c.data.data_dir or None
-  if datasets.has_dataset('t91', data_dir) and datasets.has_dataset('bsd200', data_dir):
+  if _has_291(c):
     return ['t91', 'bsd200']
   explicit = _explicit_data_root(c)
   if explicit:
     raise datasets.DatasetError(
         f'{explicit} does not hold the training sets: expected t91/ and bsd200/ '
-        'folders of images in it (or set config.data.train to sets or folders)')
-  logging.warning('t91/bsd200 not found under %s: training on the embedded photos',
-                  datasets.data_root(data_dir))
+        'folders of images in it, or their pairs prepared by python -m jaxsr.prepare '
+        '(or set config.data.train to sets or folders)')
+  root = datasets.data_root(c.data.data_dir or None)
+  if not _embedded_allowed(c):
+    raise datasets.DatasetError(
+        f'no training data: the data root {root} (the default, as neither --data_dir nor '
+        f'${datasets.ENV_VAR} is set) holds no t91/ and bsd200/; point ${datasets.ENV_VAR} '
+        'at them, or set config.data.train=embedded to train on the embedded photos')
+  logging.warning('t91/bsd200 not found under %s: training on the embedded photos', root)
   return ['embedded_train']
 
 
@@ -153,6 +183,11 @@ def _resolve_eval_sets(c: ml_collections.ConfigDict) -> list[str]:
     raise datasets.DatasetError(
         f'{explicit} does not hold the evaluation set: expected a set5/ folder of '
         'images in it (or set config.eval.sets to sets or folders)')
+  if not _embedded_allowed(c):
+    raise datasets.DatasetError(
+        f'no evaluation data: the data root {datasets.data_root()} (the default, as neither '
+        f'--data_dir nor ${datasets.ENV_VAR} is set) holds no set5/; point '
+        f'${datasets.ENV_VAR} at it, or set config.eval.sets=embedded_test')
   return ['embedded_test']
 
 
@@ -253,8 +288,14 @@ def _resolve_run_length(c: ml_collections.ConfigDict, source, device_count: int,
   return c
 
 
-def _write_config(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
-  metric_writers.write_whole(workdir / 'config.json', config.to_json_best_effort(indent=2))
+def _write_config(workdir: epath.Path, config: ml_collections.ConfigDict,
+                  data: dict | None = None) -> None:
+  """The resolved config, and under 'resolved_data' what the training data
+  resolved to (TrainingSource.record: source, sets and sizes, fingerprint)."""
+  text = config.to_json_best_effort(indent=2)
+  if data is not None:
+    text = json.dumps({**json.loads(text), 'resolved_data': data}, indent=2)
+  metric_writers.write_whole(workdir / 'config.json', text)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -336,7 +377,7 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
     # The run starts: only now may it replace an earlier run's records.
     history = metric_writers.trim_metrics(workdir, start) if is_chief else []
     if is_chief:
-      _write_config(workdir, c)
+      _write_config(workdir, c, source.record)
     writer = metric_writers.MetricWriter(workdir, enabled=is_chief)
 
     def run_eval(step):

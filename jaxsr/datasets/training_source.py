@@ -18,13 +18,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import pathlib
-from typing import Protocol, Sequence
+from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 from PIL import Image
 
 from jaxsr.datasets import get_dataset
-from jaxsr.datasets.folders import ImageSet
+from jaxsr.datasets.folders import DatasetError, ImageSet
 from jaxsr.protocol import degradation
 from jaxsr.protocol.imresize import imresize
 
@@ -73,11 +73,15 @@ def hr_target(img: np.ndarray, channels: int) -> np.ndarray:
 
 def model_input(img: np.ndarray, scale: float, channels: int, on_bicubic: bool) -> np.ndarray:
   """The whole-image model input of a uint8 HR image at an integer scale."""
-  cropped = degradation.modcrop(img, int(scale))
-  lr = degradation.make_lr(cropped, int(scale), channels)
-  if on_bicubic:
-    lr = imresize(lr, output_size=cropped.shape[:2]).astype(np.float32)
-  return lr
+  lr = degradation.make_lr(degradation.modcrop(img, int(scale)), int(scale), channels)
+  return bicubic_input(lr, img.shape[:2], scale) if on_bicubic else lr
+
+
+def bicubic_input(lr: np.ndarray, hr_shape: tuple[int, int], scale: float) -> np.ndarray:
+  """The whole-image bicubic upsampling of an LR image to the modcropped HR size."""
+  s = int(scale)
+  size = (hr_shape[0] - hr_shape[0] % s, hr_shape[1] - hr_shape[1] % s)
+  return imresize(lr, output_size=size).astype(np.float32)
 
 
 def fits(hr_shape: tuple[int, int], scale: float, side: int, on_bicubic: bool) -> bool:
@@ -151,22 +155,58 @@ class FolderSource:
             'fingerprint': self._fingerprint()}
 
   def _fingerprint(self) -> str:
-    """sha256 over the names and bytes of the files (the embedded photos:
-    their pixels), in order; a few tens of MB for the 291 set."""
-    digest = hashlib.sha256()
-    for image_set, i in self._items:
-      digest.update(f'{image_set.name}/{image_set.image_names[i]}\0'.encode())
-      if image_set.paths:
-        digest.update(image_set.paths[i].read_bytes())
-      else:
-        digest.update(np.ascontiguousarray(image_set.load(i)).tobytes())
-    return digest.hexdigest()
+    """Over the images' names and file bytes (the embedded photos: their
+    pixels), in order: a few tens of MB for the 291 set."""
+    return fingerprint((image_set.name, image_set.image_names[i], image_digest(image_set, i))
+                       for image_set, i in self._items)
+
+
+def image_digest(image_set: ImageSet, i: int) -> str:
+  """sha256 of an image's file (of its pixels for a set held in memory)."""
+  if image_set.paths:
+    return hashlib.sha256(image_set.paths[i].read_bytes()).hexdigest()
+  return hashlib.sha256(np.ascontiguousarray(image_set.load(i)).tobytes()).hexdigest()
+
+
+def fingerprint(images: Iterable[tuple[str, str, str]]) -> str:
+  """sha256 over (set, image name, image digest) rows: the same for a set's
+  folder and its prepared tfds version."""
+  digest = hashlib.sha256()
+  for set_name, name, image in images:
+    digest.update(f'{set_name}/{name}\0{image}\n'.encode())
+  return digest.hexdigest()
+
+
+SOURCES = ('auto', 'tfds', 'folders')
 
 
 def open_training_source(config, train_sets: Sequence[str]) -> TrainingSource:
-  """The source of a training config's sets (`config.data`)."""
+  """The source of a training config's sets, by config.data.source: 'tfds'
+  (the prepared pairs under the data root, `jaxsr.prepare`), 'folders' (the
+  image folders, degraded here), or 'auto' (tfds when every set is prepared
+  at every scale, else folders).
+
+  Raises:
+    DatasetError: source 'tfds' and a set not prepared (names the command).
+  """
+  from jaxsr import config_checks
   from jaxsr import models
-  return FolderSource(train_sets, config.data.data_dir or None,
-                      channels=config.model.channels,
-                      on_bicubic=models.model_info(config.model.name).works_on_bicubic,
-                      max_images=config.data.max_train_images or None)
+  from jaxsr.datasets import prepared
+  c = config.data
+  source = c.get('source', 'auto')
+  channels = config.model.channels
+  on_bicubic = models.model_info(config.model.name).works_on_bicubic
+  max_images = c.max_train_images or None
+  if source != 'folders':
+    root = prepared.data_root_text(c.data_dir or None)
+    scales = config_checks.train_scales(config)
+    inputs = prepared.input_kind(on_bicubic)
+    if all(prepared.prepared_dir(root, s, channels, inputs, scales) for s in train_sets):
+      from jaxsr.datasets import tfds_pairs
+      return tfds_pairs.TfdsSource(train_sets, root, channels=channels, on_bicubic=on_bicubic,
+                                   scales=scales, max_images=max_images)
+    if source == 'tfds':
+      raise DatasetError('config.data.source=tfds: ' + prepared.missing_message(
+          root, train_sets, channels, inputs, scales))
+  return FolderSource(train_sets, c.data_dir or None, channels=channels,
+                      on_bicubic=on_bicubic, max_images=max_images)

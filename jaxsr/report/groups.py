@@ -38,6 +38,8 @@ MODEL_TITLES = {
 # Keys that tell seeds apart or cannot change what a run learns.
 NOT_COMPARED = frozenset({
     'train.seed', 'data.data_dir', 'data.prefetch', 'data.sampler',
+    # tfds and folders give the same batches; the sets and fingerprint are compared.
+    'data.source', 'resolved_data.source',
     'checkpoint.use_async', 'checkpoint.keep',
     # Run-length records (jaxsr.epochs): train.steps and batch_size say it.
     'train.epochs', 'train.steps_from', 'train.patches_per_epoch', 'train.steps_per_epoch',
