@@ -224,3 +224,27 @@ def test_bad_data_settings_name_the_key(key, value, message):
   c[group][name] = value
   with pytest.raises(config_checks.ConfigError, match=message):
     config_checks.validate(c, 1)
+
+
+def test_a_windowed_run_resumes_to_the_same_losses(photo_dirs, tmp_path):
+  from jaxsr import metric_writers
+  from jaxsr import train
+
+  def config(steps):
+    c = common.base_config('espcn', scale=2)
+    c.model.features = (8, 8)
+    c.data.train, c.eval.sets = str(photo_dirs / 'train'), str(photo_dirs / 'test')
+    c.data.patch_size, c.data.window_images, c.data.window_steps = 6, 2, 2
+    c.train.steps, c.train.batch_size, c.train.log_every = steps, 8, 1
+    c.checkpoint.every, c.checkpoint.use_async, c.eval.every = 2, False, 1000
+    return c
+
+  def losses(workdir):
+    return {r['step']: r['train/loss'] for r in metric_writers.read_metrics(workdir)
+            if 'train/loss' in r}
+  devices = jax.devices()[:1]
+  train.train_and_evaluate(config(6), tmp_path / 'straight', devices=devices)
+  train.train_and_evaluate(config(3), tmp_path / 'resumed', devices=devices)
+  train.train_and_evaluate(config(6), tmp_path / 'resumed', devices=devices)
+  want, got = losses(tmp_path / 'straight'), losses(tmp_path / 'resumed')
+  assert len(want) == 6 and got == pytest.approx(want, rel=1e-6)
