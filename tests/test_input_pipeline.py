@@ -184,6 +184,17 @@ def test_auto_window_is_the_whole_set_when_it_fits():
     assert input_pipeline.window_size(table, 0, 1) == 2
 
 
+def test_a_window_over_int32_rows_is_refused_before_loading():
+  class Huge(ArraySource):
+    def hr_shape(self, index):
+      return (50000, 50000)
+  source = Huge(photos([(40, 48)]), False)
+  with pytest.raises(config_checks.ConfigError, match='over 2\\*\\*31; set a smaller window'):
+    input_pipeline.PatchSampler(source, scales=(2.0,), patch_sizes={2.0: 8},
+                                global_batch_size=8, seed=0)
+  assert source.loads == 0
+
+
 def test_uint8_pools_convert_as_float_cuts_do_on_every_backend():
   levels = np.arange(256, dtype=np.uint8).reshape(-1, 1)
   pool = patch_pools.Pool(levels, levels)
