@@ -132,9 +132,9 @@ def run_row(spec: dict) -> dict:
     to_device = sampler.to_device
     load, load_s = sampler._load, []
 
-    def timed_load(window):
+    def timed_load(layout):
       t = time.perf_counter()
-      pool = load(window)
+      pool = load(layout)
       load_s.append(time.perf_counter() - t)
       return pool
     sampler._load = timed_load

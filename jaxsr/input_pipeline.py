@@ -285,8 +285,8 @@ class PatchSampler:
       held.append(self._next[1].result())
     return sum(p.nbytes for p in held)
 
-  def _load(self, window: int) -> patch_pools.Pool:
-    pool = patch_pools.load_pool(self.source, self.scales, self.layout(window), self.capacity)
+  def _load(self, layout: patch_pools.Layout) -> patch_pools.Pool:
+    pool = patch_pools.load_pool(self.source, self.scales, layout, self.capacity)
     return self.cutter.place(pool)
 
   def _pool(self, window: int) -> patch_pools.Pool:
@@ -300,10 +300,11 @@ class PatchSampler:
           self._next[1].result()
         except Exception:  # a window no longer needed
           pass
-      pool = self._load(window)
+      pool = self._load(self.layout(window))
     self._held, self._next = {window: pool}, None
     if self.windowed:
-      self._next = (window + 1, _Loading(lambda: self._load(window + 1)))
+      following = self.layout(window + 1)  # here: the loading thread touches no state
+      self._next = (window + 1, _Loading(lambda: self._load(following)))
     return pool
 
 
