@@ -157,6 +157,11 @@ def _resolve_train_sets(c: ml_collections.ConfigDict) -> list[str]:
     return [s for s in c.data.train.split(',') if s]
   if _has_291(c):
     return ['t91', 'bsd200']
+  if c.data.get('source', 'auto') == 'tfds':
+    on_bicubic = models.model_info(c.model.name).works_on_bicubic
+    raise datasets.DatasetError('config.data.source=tfds: ' + prepared.missing_message(
+        prepared.data_root_text(c.data.data_dir or None), ['t91', 'bsd200'],
+        c.model.channels, prepared.input_kind(on_bicubic), config_checks.train_scales(c)))
   explicit = _explicit_data_root(c)
   if explicit:
     raise datasets.DatasetError(

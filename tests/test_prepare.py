@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from configs import common
+from jaxsr import config_checks
 from jaxsr import datasets
 from jaxsr import metric_writers
 from jaxsr import prepare
@@ -104,6 +105,18 @@ def test_data_source_resolution(roots):
     open_source(c, sets)
   with pytest.raises(datasets.DatasetError, match='config.data.source=folders'):
     open_source(config_for(out, 'tfds'), [str(manual / 't91')])
+
+
+def test_source_tfds_without_prepared_data_names_the_command(roots):
+  manual, _ = roots
+  c = config_for(manual, 'tfds')
+  c.data.train = 'auto'
+  with pytest.raises(datasets.DatasetError, match=r'^config.data.source=tfds: .* holds no '
+                     r'prepared pairs of t91, bsd200 .*--sets=t91,bsd200 --scales=2,3'):
+    train._resolve_train_sets(c)
+  c.data.source, c.data.scales = 'tfdss', ()
+  with pytest.raises(config_checks.ConfigError, match=r"config.data.source='tfdss'"):
+    config_checks.validate(c, 1)
 
 
 def tiny_run_config(data_dir, source, photo_dirs):
