@@ -1,7 +1,7 @@
 """Prepared training pairs in tfds: python -m jaxsr.prepare, TfdsSource, data.source."""
 
 import json
-import os
+import pathlib
 
 import jax
 import numpy as np
@@ -173,3 +173,15 @@ def test_prepare_to_gcs_and_read_back(roots, gcs_workdir, tmp_path, monkeypatch)
   np.testing.assert_array_equal(remote.load(1, 2).lr, local.load(1, 2).lr)
   assert remote.record == local.record
   assert list((tmp_path / 'cache').rglob('dataset_info.json'))
+
+
+def test_a_stale_local_copy_of_a_remote_dataset_is_replaced(roots, tmp_path, monkeypatch):
+  _, out = roots
+  monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
+  folder = prepared.prepared_dir(str(out), 't91', 1, 'lr', (2,))
+  local = tfds_pairs._local_copy(folder)
+  assert local != pathlib.Path(folder) and tfds_pairs._local_copy(folder) == local
+  (local / 'dataset_info.json').write_text('{}')  # prepared again since
+  assert tfds_pairs._local_copy(folder) == local
+  assert (local / 'dataset_info.json').read_bytes() == (folder / 'dataset_info.json').read_bytes()
+  assert [p.name for p in local.parent.iterdir()] == [local.name]

@@ -168,18 +168,29 @@ def _copy_folder(src: epath.Path, dst: epath.Path) -> None:
 
 
 def _local_copy(remote: epath.Path) -> pathlib.Path:
-  """A local copy of a remote dataset folder, in the per-user cache."""
+  """A local copy of a remote dataset folder, in the per-user cache. Processes
+  on one host may race: each copies to its own folder and renames it into
+  place, and a copy already there and current is used as it is."""
   cache = pathlib.Path(os.environ.get('XDG_CACHE_HOME') or pathlib.Path.home() / '.cache')
   local = (cache / 'jaxsr' / 'remote_datasets' /
            os.fspath(remote).replace('://', '/').lstrip('/'))
   info = (remote / 'dataset_info.json').read_bytes()
-  if (local / 'dataset_info.json').is_file() and (local / 'dataset_info.json').read_bytes() == info:
+  current = lambda: (local / 'dataset_info.json').is_file() and (
+      local / 'dataset_info.json').read_bytes() == info
+  if current():
     return local
-  partial = local.with_name(local.name + f'.partial{os.getpid()}')
+  partial = local.with_name(f'{local.name}.partial{os.getpid()}')
   shutil.rmtree(partial, ignore_errors=True)
   _copy_folder(remote, epath.Path(partial))
-  shutil.rmtree(local, ignore_errors=True)
-  partial.rename(local)
+  try:
+    partial.rename(local)  # atomic; fails when a copy is there
+  except OSError:
+    if not current():  # a stale copy: set aside, then replace
+      stale = local.with_name(f'{local.name}.stale{os.getpid()}')
+      local.rename(stale)
+      partial.rename(local)
+      shutil.rmtree(stale, ignore_errors=True)
+  shutil.rmtree(partial, ignore_errors=True)
   return local
 
 
