@@ -33,6 +33,11 @@ _SCALES = flags.DEFINE_string('scales', '2,3,4', 'Integer scales of the training
                               flag_values=FLAGS)
 _CHANNELS = flags.DEFINE_integer('channels', 1, 'Training pairs in Y (1) or RGB (3).',
                                  flag_values=FLAGS)
+_INPUTS = flags.DEFINE_string(
+    'inputs', 'lr,bicubic', 'Model inputs of the training pairs: lr (for models that '
+    'upsample, e.g. EEDS, ESPCN, EDSR), bicubic (for models on the bicubic input, e.g. '
+    'SRCNN, VDSR), or both. Bicubic inputs are HR-sized float32: for DIV2K, many GB.',
+    flag_values=FLAGS)
 _MANUAL_DIR = flags.DEFINE_string(
     'manual_dir', None, 'Folder holding the sets as image folders (t91/, set5/, ...; '
     'default: the data root, $JAXSR_DATA_DIR).', flag_values=FLAGS)
@@ -62,6 +67,9 @@ def _prepare(positional: list[str]) -> int:
   scales = _scales()
   if _CHANNELS.value not in prepared.CHANNEL_NAMES:
     raise command_line.UsageError(f'--channels={_CHANNELS.value}: expected 1 (Y) or 3 (RGB)')
+  inputs = [i.strip() for i in _INPUTS.value.split(',') if i.strip()]
+  if not inputs or set(inputs) - set(prepared.INPUTS):
+    raise command_line.UsageError(f'--inputs={_INPUTS.value!r}: expected lr, bicubic or both')
   manual_dir = _MANUAL_DIR.value or str(datasets.data_root())
   data_dir = prepared.data_root_text(_DATA_DIR.value)
   for name in sets:  # every set's folder first: a missing one fails before any work
@@ -79,7 +87,7 @@ def _prepare(positional: list[str]) -> int:
           data_dir, manual_dir))
     if name in TRAINING_SETS:
       steps += [functools.partial(tfds_pairs.prepare_pairs, name, scales, _CHANNELS.value,
-                                  inputs, data_dir, manual_dir) for inputs in prepared.INPUTS]
+                                  kind, data_dir, manual_dir) for kind in inputs]
     for step in steps:
       start = time.perf_counter()
       path, built = step()

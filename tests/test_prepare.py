@@ -55,11 +55,12 @@ def test_prepare_help_and_bad_flags_are_one_line(capsys, tmp_path):
   assert 'python -m jaxsr.prepare' in capsys.readouterr().out
   assert prepare.main(['--scales=2.5']) == 2
   assert prepare.main(['--sets=t91,nope']) == 2
+  assert prepare.main(['--inputs=hr']) == 2
   assert prepare.main(['--sets=t91', f'--manual_dir={tmp_path}',
                        f'--data_dir={tmp_path}/out']) == 1
   err = capsys.readouterr().err.strip().splitlines()
-  assert len(err) == 3 and all(e.startswith('error: ') for e in err), err
-  assert 'nope' in err[1] and 't91' in err[2]
+  assert len(err) == 4 and all(e.startswith('error: ') for e in err), err
+  assert 'nope' in err[1] and '--inputs' in err[2] and 't91' in err[3]
 
 
 @pytest.mark.parametrize('on_bicubic', [False, True])

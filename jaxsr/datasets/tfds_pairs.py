@@ -34,8 +34,8 @@ import shutil
 import tempfile
 from typing import Callable, Sequence
 
-from etils import epath
 from array_record.python import array_record_module
+from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
