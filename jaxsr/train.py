@@ -181,7 +181,8 @@ def _resolve_train_sets(c: ml_collections.ConfigDict) -> list[str]:
 def _resolve_eval_sets(c: ml_collections.ConfigDict) -> list[str]:
   if c.eval.sets != 'auto':
     return [s for s in c.eval.sets.split(',') if s]
-  if datasets.has_dataset('set5', c.data.data_dir or None):
+  if datasets.has_dataset('set5', c.data.data_dir or None) or prepared.hr_dir(
+      prepared.data_root_text(c.data.data_dir or None), 'set5'):
     return ['set5']
   explicit = _explicit_data_root(c)
   if explicit:

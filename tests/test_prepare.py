@@ -186,3 +186,22 @@ def test_a_stale_local_copy_of_a_remote_dataset_is_replaced(roots, tmp_path, mon
   assert tfds_pairs._local_copy(folder) == local
   assert (local / 'dataset_info.json').read_bytes() == (folder / 'dataset_info.json').read_bytes()
   assert [p.name for p in local.parent.iterdir()] == [local.name]
+
+
+def test_evaluation_reads_prepared_hr_sets(photo_dirs, tmp_path):
+  """A data root holding only the prepared datasets evaluates on them: the
+  same images and names as the folder."""
+  from jaxsr import evaluators
+  manual = tmp_path / 'manual'
+  (manual / 'set5').mkdir(parents=True)
+  (manual / 'set5' / 'chelsea.png').write_bytes((photo_dirs / 'test' / 'chelsea.png').read_bytes())
+  out = tmp_path / 'tfds'
+  assert prepare.main(['--sets=set5', f'--manual_dir={manual}', f'--data_dir={out}']) == 0
+  from_tfds = prepared.image_set('set5', str(out))
+  assert from_tfds.loaders and from_tfds.image_names == ('chelsea',)
+  np.testing.assert_array_equal(from_tfds.load(0), datasets.get_dataset('set5', manual).load(0))
+  ev = evaluators.BenchmarkEvaluator('set5', [2], data_dir=str(out))
+  assert ev.image_set.loaders and ev.bicubic()
+  c = common.base_config('espcn', scale=2)
+  c.data.data_dir = str(out)
+  assert train._resolve_eval_sets(c) == ['set5']

@@ -91,3 +91,30 @@ def missing_message(data_dir: str, sets: Sequence[str], channels: int, inputs: s
   return (f'{data_dir} holds no prepared pairs of {", ".join(missing)} '
           f'({CHANNEL_NAMES.get(channels, channels)}, {inputs} inputs, x{", x".join(f"{s:g}" for s in scales)}) '
           f'under {BUILDER_NAME}/: run {prepare_command(missing, channels, scales, data_dir)}')
+
+
+# The HR builders of `tfds_sets` (python -m jaxsr.prepare writes them too).
+HR_BUILDERS = {'sr_benchmark': ('set5', 'set14', 'b100', 'urban100'),
+               'sr_training': ('t91', 'bsd200')}
+
+
+def hr_dir(data_dir: str, set_name: str) -> epath.Path | None:
+  """The complete prepared HR dataset of a benchmark or training set, or None."""
+  for builder, names in HR_BUILDERS.items():
+    if set_name in names:
+      folder = epath.Path(data_dir) / builder / set_name / VERSION
+      try:
+        return folder if (folder / 'dataset_info.json').exists() else None
+      except (OSError, ValueError):
+        return None
+  return None
+
+
+def image_set(name: str, data_dir: str | None) -> datasets.ImageSet:
+  """A set's HR images: from its prepared tfds dataset when the data root
+  holds one (the same images and names), else `datasets.get_dataset`."""
+  folder = hr_dir(data_root_text(data_dir), name.lower()) if isinstance(name, str) else None
+  if folder is None:
+    return datasets.get_dataset(name, data_dir)
+  from jaxsr.datasets import tfds_pairs
+  return tfds_pairs.hr_image_set(name.lower(), folder)

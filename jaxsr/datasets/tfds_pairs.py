@@ -28,6 +28,7 @@ dataset_info.json changes).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pathlib
 import shutil
@@ -42,7 +43,7 @@ import tensorflow_datasets as tfds
 from jaxsr.datasets import FOLDER_SETS, get_dataset
 from jaxsr.datasets import prepared
 from jaxsr.datasets import training_source
-from jaxsr.datasets.folders import DatasetError
+from jaxsr.datasets.folders import DatasetError, ImageSet
 from jaxsr.datasets.training_source import DegradedImage
 from jaxsr.protocol import degradation
 
@@ -192,6 +193,20 @@ def _local_copy(remote: epath.Path) -> pathlib.Path:
       shutil.rmtree(stale, ignore_errors=True)
   shutil.rmtree(partial, ignore_errors=True)
   return local
+
+
+def hr_image_set(name: str, folder: epath.Path) -> ImageSet:
+  """The ImageSet of a prepared HR dataset (tfds_sets' builders), PNGs decoded on load."""
+  from jaxsr.datasets import tfds_sets
+  if _is_remote(os.fspath(folder)):
+    folder = _local_copy(folder)
+  builder = tfds.builder_from_directory(os.fspath(folder))
+  records = builder.as_data_source(split=tfds_sets.SPLIT,
+                                   decoders={'hr': tfds.decode.SkipDecoding()})
+  names = tuple(records[i]['name'].decode() for i in range(len(records)))
+  return ImageSet(name=name, image_names=names, loaders=tuple(
+      functools.partial(tfds_sets._load_record, records, i, 'hr', os.fspath(folder))
+      for i in range(len(records))))
 
 
 class TfdsSource:
