@@ -26,6 +26,8 @@ from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxsr import host_agreement
+
 
 class _OrbaxLogFilter(logging.Filter):
   """Orbax logs every save and restore at INFO, and each failure with several
@@ -117,20 +119,27 @@ class Checkpointer:
   def __init__(self, workdir: str | epath.PathLike, *, keep: int = 3,
                use_async: bool = True):
     root = _absolute(workdir)
+    # Background saves meet at a barrier that fails as soon as another
+    # process publishes a failed save (jaxsr.host_agreement), not after
+    # Orbax's timeout.
+    async_options = (ocp.AsyncOptions(barrier_sync_fn=host_agreement.barrier)
+                     if jax.process_count() > 1 else None)
     # cleanup_tmp_directories: folders of saves cut short by a kill. Safe
     # because one run holds the workdir (jaxsr.workdir_lock).
     self._latest = ocp.CheckpointManager(
         root / 'checkpoints',
         options=ocp.CheckpointManagerOptions(
             max_to_keep=keep, enable_async_checkpointing=use_async,
-            create=True, cleanup_tmp_directories=True))
+            async_options=async_options, create=True, cleanup_tmp_directories=True))
     self._best = ocp.CheckpointManager(
         root / 'best',
         options=ocp.CheckpointManagerOptions(
             max_to_keep=1, best_fn=lambda m: m['psnr_y'], best_mode='max',
-            enable_async_checkpointing=use_async, create=True,
-            cleanup_tmp_directories=True))
+            enable_async_checkpointing=use_async, async_options=async_options,
+            create=True, cleanup_tmp_directories=True))
     self._in_flight: dict[int, int] = {}  # id(manager) -> step being saved
+    # (manager, step, error) of this process's first failed save, not yet raised.
+    self._failure: tuple[Any, int | None, BaseException] | None = None
     self._failed = False
     self.best_psnr = self._best_metric()
 
@@ -161,47 +170,94 @@ class Checkpointer:
 
   def _save(self, manager, step: int, state: Any, **kwargs) -> None:
     self._wait(manager)  # the previous save's failure is reported as its own
+    self._settle()
     self._in_flight[id(manager)] = step
     try:
       manager.save(step, args=ocp.args.StandardSave(state), **kwargs)
     except Exception as e:  # pylint: disable=broad-except
-      self._raise_failed(manager, step, e)
+      self._record(manager, step, e)
+    self._settle()
     if not manager.is_saving_in_progress():
       self._in_flight.pop(id(manager), None)
 
   def check(self) -> None:
-    """Raises CheckpointError if a background save has failed; never blocks."""
+    """Raises CheckpointError if a background save has failed; never blocks.
+
+    With several processes it raises nothing: a failure is published to the
+    others at once and raised on all of them by the next save (or `wait`),
+    which every process reaches at the same step.
+    """
     for manager in (self._latest, self._best):
       if not manager.is_saving_in_progress():
         self._wait(manager)
+    if jax.process_count() == 1:
+      self._settle()
 
   def wait(self) -> None:
     """Blocks until every save is committed; raises CheckpointError if one failed."""
     self._wait(self._latest)
     self._wait(self._best)
+    self._settle()
 
   def _wait(self, manager) -> None:
     try:
       manager.wait_until_finished()
     except Exception as e:  # pylint: disable=broad-except
-      self._raise_failed(manager, self._in_flight.get(id(manager)), e)
+      self._record(manager, self._in_flight.get(id(manager)), e)
     self._in_flight.pop(id(manager), None)
 
-  def _raise_failed(self, manager, step: int | None, e: BaseException):
+  def _record(self, manager, step: int | None, e: BaseException) -> None:
+    """Keeps this process's first failure and tells the other processes,
+    unless it only echoes theirs (a barrier that another's failure broke)."""
+    if self._failure is None:
+      self._failure = (manager, step, e)
+    if not isinstance(e, host_agreement.PeerFailedError) and not any(
+        f['process'] != jax.process_index() for f in host_agreement.published_failures()):
+      host_agreement.publish_failure(step, str(manager.directory), _reason(e))
+
+  def _settle(self) -> None:
+    """Raises CheckpointError if a save failed: this process's own, or with
+    several processes (collective: all raise, or none) the first process's."""
+    if jax.process_count() == 1:
+      if self._failure is not None:
+        manager, step, e = self._failure
+        self._raise_failed(manager.directory, step, _reason(e))
+      return
+    failures = host_agreement.agree_on_failure(self._failure is not None)
+    if failures is None:
+      return
+    for manager in (self._latest, self._best):
+      # This process's own writes end (or fail) first. A save that failed in
+      # manager.save may have started its writes with no finalize thread
+      # for wait_until_finished to join: its checkpointer's is the one.
+      self._wait(manager)
+      try:
+        manager._checkpointer.wait_until_finished()  # pylint: disable=protected-access
+      except Exception:  # pylint: disable=broad-except
+        pass  # failed too; the first failure is the one reported
+    first = failures[0]
+    directory = epath.Path(first['directory']) if first['directory'] else (
+        self._failure[0].directory if self._failure else self._latest.directory)
+    self._raise_failed(directory, first['step'],
+                       f"process {first['process']}: {first['reason']}")
+
+  def _raise_failed(self, directory: epath.Path, step: int | None, reason: str):
     self._failed = True
-    directory = manager.directory
     if jax.process_index() == 0:
-      for tmp in directory.glob(f'{step if step is not None else "*"}.orbax-checkpoint-tmp*'):
-        if tmp.is_dir():
-          tmp.rmtree(missing_ok=True)
-        else:
-          tmp.unlink(missing_ok=True)
+      try:
+        for tmp in directory.glob(f'{step if step is not None else "*"}.orbax-checkpoint-tmp*'):
+          if tmp.is_dir():
+            tmp.rmtree(missing_ok=True)
+          else:
+            tmp.unlink(missing_ok=True)
+      except OSError:
+        pass  # the next run's Orbax removes what is left (cleanup_tmp_directories)
     self._latest.reload()
     good = [s for s in self._latest.all_steps() if s != step]
     last = (f'step {max(good)} in {self._latest.directory}' if good
             else 'none (a rerun starts from step 0)')
     raise CheckpointError(f'could not save checkpoint step {step} to {directory}: '
-                          f'{_reason(e)}. Last good checkpoint: {last}') from None
+                          f'{reason}. Last good checkpoint: {last}') from None
 
   def committed(self, step: int) -> bool:
     """Whether `step` is in checkpoints/, complete, once pending saves finish."""

@@ -54,18 +54,19 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def start(workdir, config_file, *flags, devices: int):
+def start(workdir, config_file, *flags, devices: int, main=('-m', 'jaxsr.main')):
   env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
              JAX_PLATFORMS='cpu')
   return subprocess.Popen(
-      [sys.executable, '-m', 'jaxsr.main', f'--config={config_file}', f'--workdir={workdir}',
+      [sys.executable, *main, f'--config={config_file}', f'--workdir={workdir}',
        *flags], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def start_pod(workdir, config_file):
+def start_pod(workdir, config_file, *flags, devices=4, main=('-m', 'jaxsr.main')):
   port = _free_port()
   return [start(workdir, config_file, f'--coordinator_address=127.0.0.1:{port}',
-                '--num_processes=2', f'--process_id={i}', devices=4) for i in range(2)]
+                '--num_processes=2', f'--process_id={i}', *flags, devices=devices, main=main)
+          for i in range(2)]
 
 
 def finish(procs):
@@ -108,3 +109,30 @@ def test_a_sigterm_to_one_host_stops_the_pod_at_one_saved_step_and_it_resumes(
   b = jax.tree.leaves(checkpointing.restore_params(f'{gcs_workdir}/checkpoints'))
   for x, y in zip(a, b):
     np.testing.assert_allclose(x, y, atol=1e-5, rtol=0)
+
+
+# A failure while the save starts (on the main thread) with synchronous saves,
+# and one in Orbax's background writes of an asynchronous save.
+@pytest.mark.parametrize('use_async,where', [(False, 'main'), (True, 'background')])
+def test_a_save_failing_on_one_host_stops_every_host_with_its_reason(
+    use_async, where, config_file, tmp_path):
+  # Process 1's part of the second save (step 10) fails; process 0's succeeds.
+  # Without agreement process 0 waits for it at Orbax's next barrier (minutes,
+  # or for ever on the main thread).
+  main = (str(REPO / 'tests' / 'save_fails_on_one_process.py'), '1', '2', where)
+  pod = start_pod(tmp_path, config_file, f'--config.checkpoint.use_async={use_async}',
+                  devices=2, main=main)
+  try:
+    outs = [p.communicate(timeout=120)[0] for p in pod]
+  finally:
+    for p in pod:
+      p.kill()  # jax.distributed catches SIGTERM (a preemption notice)
+  for p, out in zip(pod, outs):
+    assert p.returncode == 1, out
+    assert 'Traceback' not in out, out
+    errors = [line for line in out.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1, out
+    assert errors[0].startswith(f'error: could not save checkpoint step 10 to {tmp_path}/'), out
+    assert 'process 1: [Errno 28] No space left on device' in errors[0], out
+    assert f'Last good checkpoint: step 5 in {tmp_path}/checkpoints' in errors[0], out
+  assert [p.name for p in (tmp_path / 'checkpoints').iterdir()] == ['5']
