@@ -9,7 +9,9 @@
 # --multihost on every node: jax.distributed reads the coordinator, the process
 # count and this process's index from Slurm's environment. Each process drives
 # its node's GPUs; the global batch is split over all of them. The workdir and
-# the data must be on storage every node sees (a shared filesystem or gs://).
+# the data must be on storage every node sees (a shared filesystem or gs://);
+# every process reads the tfds datasets `python -m jaxsr.prepare` wrote there
+# (--config.data.source=tfds; launch/tpu_pod.sh shows the command).
 # Slurm sends SIGTERM two minutes before a preemption or the time limit
 # (--signal), jaxsr saves a checkpoint on all hosts, and the requeued job
 # resumes from the workdir.
@@ -44,7 +46,7 @@ for pair in "--nodes:$NODES" "--gpus_per_node:$GPUS"; do
   fi
 done
 
-train=(python -m jaxsr.main "--config=$CONFIG" "--workdir=$WORKDIR" "--data_dir=$DATA_DIR" --multihost "${EXTRA[@]}")
+train=(python -m jaxsr.main "--config=$CONFIG" "--workdir=$WORKDIR" "--data_dir=$DATA_DIR" --config.data.source=tfds --multihost "${EXTRA[@]}")
 script="#!/usr/bin/env bash
 #SBATCH --job-name=jaxsr
 #SBATCH --nodes=$NODES

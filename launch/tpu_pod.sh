@@ -12,8 +12,14 @@
 # peers from the TPU metadata. The workdir and the data must be storage that
 # all hosts share (a gs:// bucket): Orbax writes one checkpoint from all hosts
 # together and process 0 writes the metrics. --data_dir is required, so that no
-# host silently trains on the embedded photos; prepare the data there once
-# (README, "Scaling out").
+# host silently trains on the embedded photos, and every host reads the same
+# tfds datasets there (--config.data.source=tfds). Prepare them once, from any
+# machine holding the image folders (t91/, bsd200/, set5/, ...) under PNG_ROOT:
+#
+#   python -m jaxsr.prepare --sets=t91,bsd200,set5,set14,b100 --scales=2,3,4 \
+#       --manual_dir=PNG_ROOT --data_dir=gs://BUCKET/tfds
+#
+# and pass --data_dir=gs://BUCKET/tfds here.
 set -euo pipefail
 
 source "$(dirname "$0")/flags.sh"
@@ -38,7 +44,7 @@ while [ $# -gt 0 ]; do
 done
 require "--tpu:$TPU" "--zone:$ZONE" "--config:$CONFIG" "--workdir:$WORKDIR" "--data_dir:$DATA_DIR"
 
-train=(python -m jaxsr.main "--config=$CONFIG" "--workdir=$WORKDIR" "--data_dir=$DATA_DIR" --multihost "${EXTRA[@]}")
+train=(python -m jaxsr.main "--config=$CONFIG" "--workdir=$WORKDIR" "--data_dir=$DATA_DIR" --config.data.source=tfds --multihost "${EXTRA[@]}")
 remote="set -e; cd ~/$REMOTE_DIR && pip install -q -e '.[tpu]' && $(shell_join "${train[@]}")"
 
 if [ "$DRY_RUN" = 1 ]; then

@@ -8,6 +8,8 @@ import pytest
 from conftest import REPO_ROOT
 
 COMMON = ['--config=configs/eeds.py', '--workdir=gs://b/runs/eeds', '--data_dir=gs://b/data']
+# Every host reads the same prepared tfds data from --data_dir.
+DATA = ['--config.data.source=tfds']
 
 
 def _run(script, *args):
@@ -32,8 +34,8 @@ def test_tpu_pod_dry_run_prints_every_worker():
     assert f'--worker={i}' in words
     remote = next(w for w in words if w.startswith('--command='))[len('--command='):]
     assert "pip install -q -e '.[tpu]'" in remote
-    assert _train_args(remote) == ['python', '-m', 'jaxsr.main', *COMMON, '--multihost',
-                                   '--config.train.steps=10']
+    assert _train_args(remote) == ['python', '-m', 'jaxsr.main', *COMMON, *DATA,
+                                   '--multihost', '--config.train.steps=10']
 
 
 @pytest.mark.parametrize('script,extra', [
@@ -54,7 +56,7 @@ def test_slurm_dry_run_prints_the_batch_script_and_every_node():
                '#SBATCH --partition=gpu', '#SBATCH --signal=TERM@120', '#SBATCH --requeue'):
     assert line in out.splitlines()
   srun = next(line for line in out.splitlines() if line.startswith('srun '))
-  assert _train_args(srun) == ['python', '-m', 'jaxsr.main', *COMMON, '--multihost']
+  assert _train_args(srun) == ['python', '-m', 'jaxsr.main', *COMMON, *DATA, '--multihost']
   nodes = [line for line in out.splitlines() if line.startswith('node ')]
   assert len(nodes) == 3
   assert nodes[2].startswith('node 2: SLURM_PROCID=2 SLURM_NTASKS=3 python -m jaxsr.main')
@@ -71,3 +73,9 @@ def test_launchers_help_exits_0_with_the_usage(script):
   result = _run(script, '--help')
   assert result.returncode == 0
   assert f'launch/{script}' in result.stderr
+
+
+def test_the_tpu_launcher_documents_the_one_time_prepare_command():
+  header = (REPO_ROOT / 'launch' / 'tpu_pod.sh').read_text()
+  assert ('python -m jaxsr.prepare --sets=t91,bsd200,set5,set14,b100 --scales=2,3,4 \\\n'
+          '#       --manual_dir=PNG_ROOT --data_dir=gs://BUCKET/tfds') in header
