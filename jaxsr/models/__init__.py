@@ -20,6 +20,7 @@ import numbers
 from typing import Any, NamedTuple
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from jaxsr.models import backend
 from jaxsr.models.bicubic import Bicubic
@@ -170,8 +171,31 @@ def get_model(name: str, *, scale: float, channels: int = 1,
   if unknown:
     raise ValueError(f'{name}: unknown override field(s) {unknown}; valid '
                      f'fields: {valid}')
-  kwargs = {**backend.conv_factories(), **entry.defaults, **overrides}
+  # Kept as given ('bfloat16' from a config): Flax takes names and types alike.
+  dtype = compute_dtype(overrides.get('dtype', jnp.float32), name)
+  kwargs = {**backend.conv_factories(dtype), **entry.defaults, **overrides}
   return entry.module(scale=checked_scale, channels=int(channels), **kwargs)
+
+
+# The `dtype` field: what the layers compute in. Parameters stay float32
+# (Flax's param_dtype), so optimizer states and checkpoints do too.
+COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def compute_dtype(value: Any, name: str = 'model') -> Any:
+  """'float32' or 'bfloat16' (or either jnp type) as the jnp type, else a ValueError."""
+  for key, dtype in COMPUTE_DTYPES.items():
+    if value is dtype or value == key or (not isinstance(value, str)
+                                          and _same_dtype(value, dtype)):
+      return dtype
+  raise ValueError(f'{name}: dtype {value!r}; valid: {list(COMPUTE_DTYPES)}')
+
+
+def _same_dtype(value: Any, dtype: Any) -> bool:
+  try:
+    return jnp.dtype(value) == jnp.dtype(dtype)
+  except TypeError:
+    return False
 
 
 def config_kwargs(model_config) -> dict[str, Any]:
@@ -213,5 +237,5 @@ def abstract_variables(model: nn.Module):
                         jnp.zeros((1, 8, 8, model.channels), jnp.float32))
 
 
-__all__ = ['ModelInfo', 'abstract_variables', 'at_scale', 'config_fields',
-           'config_kwargs', 'from_config', 'get_model', 'list_models', 'model_info', 'VALID_CHANNELS']
+__all__ = ['COMPUTE_DTYPES', 'ModelInfo', 'abstract_variables', 'at_scale', 'compute_dtype',
+           'config_fields', 'config_kwargs', 'from_config', 'get_model', 'list_models', 'model_info', 'VALID_CHANNELS']

@@ -3,8 +3,9 @@
 Models are plain Flax: they build their convolutions from `conv` and
 `conv_transpose` factory fields (nn.Conv and nn.ConvTranspose by default),
 as Flax's ResNet example does. `get_model` fills those fields from
-`conv_factories()`: jaxsr.cpu's on the CPU backend when it can be imported,
-Flax's own elsewhere (GPU, TPU) or without it. The factories compute the
+`conv_factories(dtype)`: jaxsr.cpu's on the CPU backend when it can be
+imported and the model computes in float32, Flax's own elsewhere (GPU, TPU,
+bfloat16) or without it. The factories compute the
 same function with the same parameters, so checkpoints do not depend on the
 choice, and as module fields they are part of what jit traces.
 
@@ -21,6 +22,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 # Flax's own layers: XLA's convolutions on every backend.
 XLA_FACTORIES: dict[str, Any] = {'conv': nn.Conv, 'conv_transpose': nn.ConvTranspose}
@@ -34,9 +36,12 @@ def _fast_path():
   return jaxsr.cpu
 
 
-def conv_factories() -> dict[str, Any]:
-  """{'conv': ..., 'conv_transpose': ...} for models on the default backend."""
-  fast_path = _fast_path() if jax.default_backend() == 'cpu' else None
+def conv_factories(dtype: Any = jnp.float32) -> dict[str, Any]:
+  """{'conv': ..., 'conv_transpose': ...} for models computing in `dtype` on
+  the default backend. jaxsr.cpu's convolutions are float32 oneDNN: other
+  dtypes (bfloat16, for accelerators) get Flax's own on the CPU too."""
+  fast_path = (_fast_path() if jax.default_backend() == 'cpu'
+               and jnp.dtype(dtype) == jnp.float32 else None)
   if fast_path is None:
     return dict(XLA_FACTORIES)
   return fast_path.conv_factories(jax.device_count())
