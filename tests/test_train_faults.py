@@ -431,12 +431,16 @@ def test_an_explicit_data_location_without_the_sets_is_an_error(where, tmp_path,
   assert not (workdir / 'checkpoints').exists()
 
 
-def test_no_data_location_trains_on_the_embedded_photos(tmp_path, monkeypatch):
+def test_no_data_location_trains_on_the_embedded_photos_only_where_allowed(tmp_path, monkeypatch):
   monkeypatch.delenv(datasets.ENV_VAR, raising=False)
   monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
   config = fault_config(steps=2, every=2)
   config.data.train = 'auto'
   config.eval.sets = 'auto'
+  with pytest.raises(datasets.DatasetError, match='no training data'):
+    run(config, tmp_path / 'refused')
+  assert not (tmp_path / 'refused' / 'checkpoints').exists()
+  config.data.allow_embedded = True  # as runlocal sets it
   run(config, tmp_path / 'run')
   assert json.loads((tmp_path / 'run' / 'config.json').read_text())['data']['train'] == 'auto'
 

@@ -20,6 +20,7 @@ import numbers
 from typing import Any, NamedTuple
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from jaxsr.models import backend
@@ -183,12 +184,16 @@ COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
 def compute_dtype(value: Any, name: str = 'model') -> Any:
-  """'float32' or 'bfloat16' (or either jnp type) as the jnp type, else a ValueError."""
-  for key, dtype in COMPUTE_DTYPES.items():
+  """'float32' or 'bfloat16' (or either jnp type) as the jnp type, else a ValueError.
+
+  With `jax.enable_x64`, also 'float64': the numerical checks' reference.
+  """
+  valid = dict(COMPUTE_DTYPES, **({'float64': jnp.float64} if jax.config.jax_enable_x64 else {}))
+  for key, dtype in valid.items():
     if value is dtype or value == key or (not isinstance(value, str)
                                           and _same_dtype(value, dtype)):
       return dtype
-  raise ValueError(f'{name}: dtype {value!r}; valid: {list(COMPUTE_DTYPES)}')
+  raise ValueError(f'{name}: dtype {value!r}; valid: {list(valid)}')
 
 
 def _same_dtype(value: Any, dtype: Any) -> bool:
