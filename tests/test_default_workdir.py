@@ -22,7 +22,7 @@ def test_default_workdir_names_the_config_and_its_arguments(arg, expected):
 
 
 def test_the_plain_command_writes_to_output_and_resumes_there(tmp_path):
-  config = REPO / 'configs' / 'eeds.py'
+  config = REPO / 'configs' / 'espcn.py'  # the smallest model: the subject is the folder
   cmd = [sys.executable, '-m', 'jaxsr.main', f'--config={config}:runlocal',
          '--config.train.steps=2', '--config.train.batch_size=2',
          '--config.checkpoint.use_async=False', '--config.eval.max_images=1',
@@ -31,8 +31,8 @@ def test_the_plain_command_writes_to_output_and_resumes_there(tmp_path):
   first = subprocess.run(cmd, cwd=tmp_path, env=env, timeout=300, text=True,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
   assert first.returncode == 0, first.stdout
-  assert 'workdir: output/eeds_runlocal (no --workdir given' in first.stdout
-  workdir = tmp_path / 'output' / 'eeds_runlocal'
+  assert 'workdir: output/espcn_runlocal (no --workdir given' in first.stdout
+  workdir = tmp_path / 'output' / 'espcn_runlocal'
   assert (workdir / 'checkpoints' / '2').is_dir() and (workdir / 'config.json').is_file()
   again = subprocess.run([*cmd, '--config.train.steps=3'], cwd=tmp_path, env=env,
                          timeout=300, text=True, stdout=subprocess.PIPE,

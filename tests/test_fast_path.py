@@ -77,6 +77,7 @@ def test_commands_work_without_the_fast_path(tmp_path):
   _run_without_fast_path(
       'jaxsr.main', '--config=configs/eeds.py:runlocal', f'--workdir={workdir}',
       '--config.train.steps=2', '--config.train.batch_size=2', '--config.data.patch_size=8',
+      '--config.model.num_residual_units=1',  # compile time; every layer kind stays
       f'--config.data.train={photos}', f'--config.eval.sets={photos}',
       '--config.checkpoint.use_async=False')
   _run_without_fast_path('jaxsr.evaluate', f'--workdir={workdir}', f'--sets={photos}',

@@ -29,7 +29,7 @@ TINY = ['--config.train.steps=%d' % STEPS, '--config.checkpoint.every=10',
 
 
 def main_command(workdir):
-  return [sys.executable, '-m', 'jaxsr.main', '--config=configs/eeds.py:runlocal',
+  return [sys.executable, '-m', 'jaxsr.main', '--config=configs/espcn.py:runlocal,scale=2',
           f'--workdir={workdir}', *TINY]
 
 

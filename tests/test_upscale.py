@@ -539,12 +539,13 @@ def test_interrupt_says_how_far_it_got_and_leaves_no_partial_file(tmp_path, monk
 
 
 def test_sigint_exits_130_with_one_line(tmp_path):
+  # Enough work that a loaded machine still delivers the signal mid-run.
   for i in range(40):
-    Image.fromarray(_rgb(200, 200, seed=i)).save(tmp_path / f'{i:02d}.png')
+    Image.fromarray(_rgb(400, 400, seed=i)).save(tmp_path / f'{i:02d}.png')
   out = tmp_path / 'out'
   proc = subprocess.Popen(
       [sys.executable, '-m', 'jaxsr.upscale', str(tmp_path), f'--out={out}',
-       '--model=bicubic', '--scale=3'], cwd=REPO, stderr=subprocess.PIPE, text=True)
+       '--model=bicubic', '--scale=4'], cwd=REPO, stderr=subprocess.PIPE, text=True)
   deadline = time.monotonic() + 120
   while not (out.is_dir() and any(p.suffix == '.png' for p in out.iterdir())):
     assert proc.poll() is None and time.monotonic() < deadline
