@@ -185,7 +185,53 @@ def test_a_stale_local_copy_of_a_remote_dataset_is_replaced(roots, tmp_path, mon
   (local / 'dataset_info.json').write_text('{}')  # prepared again since
   assert tfds_pairs._local_copy(folder) == local
   assert (local / 'dataset_info.json').read_bytes() == (folder / 'dataset_info.json').read_bytes()
-  assert [p.name for p in local.parent.iterdir()] == [local.name]
+  assert sorted(p.name for p in local.parent.iterdir()) == [local.name, f'{local.name}.lock']
+
+
+def test_processes_of_one_host_copy_a_remote_dataset_once(roots, tmp_path, monkeypatch):
+  """Processes of one host (a pod host's, or one per GPU) that find the local
+  copy stale at once: one copies, the others wait for it and use its copy
+  (each used to copy it, at once, and one's rename of its copy into place
+  could fail or set aside another's). Threads stand in for processes: they
+  contend for the copy's file lock as processes do."""
+  import threading
+  import time
+  _, out = roots
+  monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
+  folder = prepared.prepared_dir(str(out), 't91', 1, 'lr', (2,))
+  local = tfds_pairs._local_copy(folder)
+  (local / 'dataset_info.json').write_text('{}')  # stale: prepared again since
+  copies, running, most = [], [], []
+  copy = tfds_pairs._copy_folder
+
+  def slow_copy(src, dst):
+    running.append(dst)
+    most.append(len(running))
+    time.sleep(0.3)  # long enough for every thread to find the copy stale
+    copy(src, dst)
+    copies.append(dst)
+    running.remove(dst)
+
+  monkeypatch.setattr(tfds_pairs, '_copy_folder', slow_copy)
+  start = threading.Barrier(3)
+  results, errors = [], []
+
+  def process():
+    start.wait()
+    try:
+      results.append(tfds_pairs._local_copy(folder))
+    except Exception as e:  # pylint: disable=broad-except
+      errors.append(e)
+
+  threads = [threading.Thread(target=process) for _ in range(3)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join(timeout=30)
+  assert not errors and results == [local] * 3
+  assert len(copies) == 1 and max(most) == 1
+  assert (local / 'dataset_info.json').read_bytes() == (folder / 'dataset_info.json').read_bytes()
+  assert sorted(p.name for p in local.parent.iterdir()) == [local.name, f'{local.name}.lock']
 
 
 def test_evaluation_reads_prepared_hr_sets(photo_dirs, tmp_path):

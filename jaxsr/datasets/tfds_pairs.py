@@ -28,6 +28,7 @@ dataset_info.json changes).
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import functools
 import os
 import pathlib
@@ -169,9 +170,14 @@ def _copy_folder(src: epath.Path, dst: epath.Path) -> None:
 
 
 def _local_copy(remote: epath.Path) -> pathlib.Path:
-  """A local copy of a remote dataset folder, in the per-user cache. Processes
-  on one host may race: each copies to its own folder and renames it into
-  place, and a copy already there and current is used as it is."""
+  """A local copy of a remote dataset folder, in the per-user cache.
+
+  Processes of one host (a pod host's, or one per GPU) copy it once: the
+  first to find it missing or stale copies it under a file lock, the others
+  wait on the lock and then use that copy. The copy goes to a folder of its
+  own and is renamed into place, so a reader never sees part of one, and a
+  process killed while copying leaves no copy (and releases the lock).
+  """
   cache = pathlib.Path(os.environ.get('XDG_CACHE_HOME') or pathlib.Path.home() / '.cache')
   local = (cache / 'jaxsr' / 'remote_datasets' /
            os.fspath(remote).replace('://', '/').lstrip('/'))
@@ -180,18 +186,23 @@ def _local_copy(remote: epath.Path) -> pathlib.Path:
       local / 'dataset_info.json').read_bytes() == info
   if current():
     return local
-  partial = local.with_name(f'{local.name}.partial{os.getpid()}')
-  shutil.rmtree(partial, ignore_errors=True)
-  _copy_folder(remote, epath.Path(partial))
-  try:
-    partial.rename(local)  # atomic; fails when a copy is there
-  except OSError:
-    if not current():  # a stale copy: set aside, then replace
-      stale = local.with_name(f'{local.name}.stale{os.getpid()}')
-      local.rename(stale)
-      partial.rename(local)
-      shutil.rmtree(stale, ignore_errors=True)
-  shutil.rmtree(partial, ignore_errors=True)
+  local.parent.mkdir(parents=True, exist_ok=True)
+  with open(local.with_name(f'{local.name}.lock'), 'a') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released on close, or when the process dies
+    if current():  # another process copied it meanwhile
+      return local
+    partial = pathlib.Path(tempfile.mkdtemp(prefix=f'{local.name}.partial', dir=local.parent))
+    try:
+      _copy_folder(remote, epath.Path(partial))
+      if local.exists():  # a stale copy: set aside, then replace
+        stale = pathlib.Path(tempfile.mkdtemp(prefix=f'{local.name}.stale', dir=local.parent))
+        local.rename(stale / local.name)
+        partial.rename(local)
+        shutil.rmtree(stale, ignore_errors=True)
+      else:
+        partial.rename(local)
+    finally:
+      shutil.rmtree(partial, ignore_errors=True)
   return local
 
 
