@@ -539,25 +539,28 @@ def test_interrupt_says_how_far_it_got_and_leaves_no_partial_file(tmp_path, monk
 
 
 def test_sigint_exits_130_with_one_line(tmp_path):
-  # Enough work that a loaded machine still delivers the signal mid-run.
-  for i in range(40):
-    Image.fromarray(_rgb(400, 400, seed=i)).save(tmp_path / f'{i:02d}.png')
+  # Enough images that a loaded machine still delivers the signal mid-batch
+  # (with 40, the batch could finish before the test was scheduled again).
+  count = 120
+  for i in range(count):
+    Image.fromarray(_rgb(200, 200, seed=i)).save(tmp_path / f'{i:03d}.png')
   out = tmp_path / 'out'
   proc = subprocess.Popen(
       [sys.executable, '-m', 'jaxsr.upscale', str(tmp_path), f'--out={out}',
-       '--model=bicubic', '--scale=4'], cwd=REPO, stderr=subprocess.PIPE, text=True)
+       '--model=bicubic', '--scale=3'], cwd=REPO, stderr=subprocess.PIPE, text=True)
   deadline = time.monotonic() + 120
   while not (out.is_dir() and any(p.suffix == '.png' for p in out.iterdir())):
     assert proc.poll() is None and time.monotonic() < deadline
     time.sleep(0.05)
   proc.send_signal(signal.SIGINT)
-  err = proc.communicate(timeout=60)[1]
+  err = proc.communicate(timeout=120)[1]
   assert proc.returncode == 130, err
   last = err.strip().splitlines()[-1]
   assert 'Traceback' not in err and err.count('interrupted') == 1, err
-  assert re.fullmatch(r'interrupted, \d+ of 40 done', last), err
+  assert re.fullmatch(rf'interrupted, \d+ of {count} done', last), err
   done = int(last.split()[1])
-  assert 1 <= done < 40 and sorted(os.listdir(out)) == [f'{i:02d}.png' for i in range(done)]
+  assert 1 <= done < count
+  assert sorted(os.listdir(out)) == [f'{i:03d}.png' for i in range(done)]
 
 
 def test_stale_temporaries_of_ours_are_removed(tmp_path, capsys):
