@@ -139,3 +139,32 @@ def test_seed_named_runs_whose_configs_differ_are_kept_apart(seed_runs, tmp_path
                                     + [jaxsr_runs.load_run(copy)])
   assert [g.n for g in groups] == [3, 1]
   assert 'ees_w4_seed* runs differ in more than train.seed' in capsys.readouterr().err
+
+
+def test_labels_name_groups_by_a_run_folder(seed_runs, tmp_path):
+  names = {seed_runs[1].name: 'EES (paper widths)', seed_runs[4].name: 'EES, wide'}
+  groups = report_groups.group_runs([jaxsr_runs.load_run(w) for w in seed_runs], names)
+  assert [(g.label, g.n) for g in groups] == [('EES (paper widths)', 3), ('EES, wide', 2)]
+  out = tmp_path / 'labelled'
+  assert report.main([*map(str, seed_runs), f'--out={out}', f'--sets={SET}',
+                      f'--labels={seed_runs[0].name}=EES narrow']) == 0
+  rows = [r[0] for r in table_rows((out / 'results.md').read_text())]
+  assert 'EES narrow' in rows and 'EES shallow_features=8,16' in rows
+
+
+@pytest.mark.parametrize('flag,message', [
+    ('--labels=nosuchrun=X', 'nosuchrun, which is no run of this report'),
+    ('--labels=no_equals_sign', 'expected NAME=LABEL'),
+])
+def test_a_bad_label_is_one_line_before_any_evaluation(seed_runs, tmp_path, capsys, flag,
+                                                       message):
+  out = tmp_path / 'never'
+  assert report.main([*map(str, seed_runs), f'--out={out}', f'--sets={SET}', flag]) != 0
+  err = capsys.readouterr().err
+  assert message in err and 'Traceback' not in err and not out.exists()
+
+
+def test_two_labels_for_one_group_are_refused(seed_runs):
+  names = {seed_runs[0].name: 'A', seed_runs[1].name: 'B'}
+  with pytest.raises(ValueError, match='two labels to the group'):
+    report_groups.group_runs([jaxsr_runs.load_run(w) for w in seed_runs], names)

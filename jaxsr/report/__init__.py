@@ -218,18 +218,25 @@ def _summary(group: report_groups.Group, scores: dict[pathlib.Path, Scores]
 
 def write_report(workdirs: Sequence[str], out: pathlib.Path, sets: Sequence[str],
                  data_dir: str | None = None, image: str | None = None,
-                 reevaluate: bool = False, archive: pathlib.Path | None = None) -> str:
-  """Writes results.md/.json, convergence.png and comparison.png; returns the table."""
+                 reevaluate: bool = False, archive: pathlib.Path | None = None,
+                 names: dict[str, str] | None = None) -> str:
+  """Writes results.md/.json, convergence.png and comparison.png; returns the table.
+
+  names: {workdir folder name: label} for the groups of those runs (--labels).
+  """
   if not sets:
     raise ReportError('--sets is empty')
   loaded = [jaxsr_runs.load_run(w) for w in workdirs]
   labels = [r.label for r in loaded]
   runs = [dataclasses.replace(r, label=f'{r.workdir.parent.name}/{r.label}')
           if labels.count(r.label) > 1 else r for r in loaded]
+  try:  # before any evaluation: a bad --labels costs nothing
+    groups = report_groups.group_runs(runs, names)
+  except ValueError as e:
+    raise ReportError(str(e)) from None
   evaluator_cache = {}
   scores = {r.workdir: benchmark(r, sets, data_dir, reevaluate, evaluator_cache)
             for r in runs}
-  groups = report_groups.group_runs(runs)
   out.mkdir(parents=True, exist_ok=True)
   table = results_table(groups, scores, sets)
   found = verdicts(groups, scores, sets)
@@ -302,6 +309,10 @@ _ARCHIVE = flags.DEFINE_string(
     'checkpoints) to this folder.', flag_values=FLAGS)
 _REEVALUATE = flags.DEFINE_bool('reevaluate', False, 'Ignore cached benchmark.json files '
                                 'and figure outputs.', flag_values=FLAGS)
+_LABELS = flags.DEFINE_multi_string(
+    'labels', [], 'NAME=LABEL: the label of the group holding the run in the folder '
+    'NAME, in tables, verdicts and legends (default: made from the config, e.g. '
+    '"EEDS unpool"); repeat for more groups.', flag_values=FLAGS)
 _EXPERIMENT = flags.DEFINE_enum('experiment', None, ['scale030'], 'A paper experiment '
                                 'instead of the report.', flag_values=FLAGS)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The run of --experiment.',
@@ -334,8 +345,15 @@ def _report(workdirs: list[str]) -> int:
     sets = default_sets([jaxsr_runs.load_run(w) for w in workdirs], _DATA_DIR.value)
   else:
     sets = [s for s in _SETS.value.split(',') if s]
+  names = {}
+  for item in _LABELS.value:
+    folder, sep, label = item.partition('=')
+    if not sep or not folder.strip() or not label.strip():
+      raise command_line.UsageError(f'--labels={item}: expected NAME=LABEL, NAME a '
+                                    "run's folder name")
+    names[folder.strip()] = label.strip()
   write_report(workdirs, out, sets, _DATA_DIR.value, _IMAGE.value, _REEVALUATE.value,
-               archive)
+               archive, names)
   return 0
 
 

@@ -22,7 +22,7 @@ import json
 import math
 import re
 import sys
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from jaxsr import models
 from jaxsr import runs as jaxsr_runs
@@ -40,7 +40,7 @@ NOT_COMPARED = frozenset({
     'train.seed', 'data.data_dir', 'data.prefetch', 'data.sampler',
     # tfds and folders give the same batches; the sets and fingerprint are compared.
     'data.source', 'resolved_data.source',
-    'checkpoint.use_async', 'checkpoint.keep',
+    'checkpoint.use_async', 'checkpoint.keep', 'train.log_every',
     # Run-length records (jaxsr.epochs): train.steps and batch_size say it.
     'train.epochs', 'train.steps_from', 'train.patches_per_epoch', 'train.steps_per_epoch',
     'train.per_device_batch_size'})
@@ -125,8 +125,14 @@ def _compared(run: jaxsr_runs.Run) -> dict[str, Any]:
   return {k: v for k, v in flat_config(run.config).items() if k not in NOT_COMPARED}
 
 
-def group_runs(runs: Sequence[jaxsr_runs.Run]) -> list[Group]:
-  """Runs grouped by config (all but the seed), in order of first appearance."""
+def group_runs(runs: Sequence[jaxsr_runs.Run],
+               names: Mapping[str, str] | None = None) -> list[Group]:
+  """Runs grouped by config (all but the seed), in order of first appearance.
+
+  names: {workdir folder name: label} for the groups holding those runs, in
+  place of the label made from the config (a ValueError for a name that is
+  no run's, or two names for one group).
+  """
   keyed: dict[str, list[jaxsr_runs.Run]] = {}
   for run in runs:
     key = json.dumps(_compared(run), sort_keys=True, default=str)
@@ -143,7 +149,24 @@ def group_runs(runs: Sequence[jaxsr_runs.Run]) -> list[Group]:
   for i, label in enumerate(labels):
     if labels.count(label) > 1:
       labels[i] = f'{label} ({members[i][0].workdir.name})'
+  _name_groups(labels, members, names or {})
   return [Group(label, tuple(rs)) for label, rs in zip(labels, members)]
+
+
+def _name_groups(labels: list[str], members: list[list[jaxsr_runs.Run]],
+                 names: Mapping[str, str]) -> None:
+  folders = {run.workdir.name: i for i, rs in enumerate(members) for run in rs}
+  unknown = sorted(set(names) - set(folders))
+  if unknown:
+    raise ValueError(f'--labels names {", ".join(unknown)}, which is no run of this '
+                     f'report; the runs: {", ".join(folders)}')
+  named: dict[int, str] = {}
+  for folder, label in names.items():
+    i = folders[folder]
+    if i in named and named[i] != label:
+      raise ValueError(f'--labels gives two labels to the group of {folder}: '
+                       f'{named[i]!r} and {label!r}')
+    named[i] = labels[i] = label
 
 
 def _distinctions(runs: Sequence[jaxsr_runs.Run]) -> list[list[str]]:
