@@ -280,16 +280,24 @@ def run_all(commands: Sequence[tuple[str, list[str]]], parallel: int,
     while pending:
       try:
         _, pending = concurrent.futures.wait(pending, timeout=0.5)
-      except KeyboardInterrupt:
+      except KeyboardInterrupt:  # a Ctrl-C where main() did not install _interrupt
+        _STOP.set()
+      if _STOP.is_set():
         launcher.stop()
   status = {name: f.result() for f, name in futures.items()}
   unfinished = [n for n, s in status.items() if s is None or n in launcher.signalled]
   return [n for n, s in status.items() if s and n not in unfinished], unfinished
 
 
+# Set by _interrupt, acted on by run_all's loop. Raising from the handler
+# instead could land inside concurrent.futures' lock handling in the main
+# thread ("RuntimeError: release unlocked lock").
+_STOP = threading.Event()
+
+
 def _interrupt(signum, frame):
   del signum, frame
-  raise KeyboardInterrupt
+  _STOP.set()
 
 
 def main(argv: Sequence[str]) -> int:
@@ -311,6 +319,7 @@ def main(argv: Sequence[str]) -> int:
   env = dict(os.environ)
   env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(REPO), env.get('PYTHONPATH')]))
   signal.signal(signal.SIGTERM, _interrupt)
+  signal.signal(signal.SIGINT, _interrupt)
   failed, unfinished = run_all([(run.name, run.command()) for run in runs],
                                _PARALLEL.value, env)
   if failed:
