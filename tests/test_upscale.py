@@ -543,12 +543,15 @@ def test_sigint_exits_130_with_one_line(tmp_path):
   for i in range(count):
     Image.fromarray(_rgb(200, 200, seed=i)).save(tmp_path / f'{i:03d}.png')
   out = tmp_path / 'out'
-  proc = subprocess.Popen(
-      [sys.executable, '-m', 'jaxsr.upscale', str(tmp_path), f'--out={out}',
-       '--model=bicubic', '--scale=3'], cwd=REPO, stderr=subprocess.PIPE, text=True,
-      # A shell starts background jobs with SIGINT ignored (e.g. `pytest &`), and
-      # Python then keeps it ignored: give the command the default, as a terminal does.
-      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+  # A shell starts background jobs with SIGINT ignored (e.g. `pytest &`), which
+  # the command would inherit and keep: handled here, it starts at the default.
+  saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'jaxsr.upscale', str(tmp_path), f'--out={out}',
+         '--model=bicubic', '--scale=3'], cwd=REPO, stderr=subprocess.PIPE, text=True)
+  finally:
+    signal.signal(signal.SIGINT, saved)
   deadline = time.monotonic() + 120
   while not (out.is_dir() and any(p.suffix == '.png' for p in out.iterdir())):
     assert proc.poll() is None and time.monotonic() < deadline
