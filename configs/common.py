@@ -107,10 +107,12 @@ def base_config(model: str, *, scale: float = 2, channels: int = 1
   # Run length: steps > 0, else epochs of the training set's patch grid,
   # converted to steps at run time by the global batch (jaxsr.epochs); both 0:
   # evaluation only. batch_size is global; per_device_batch_size > 0 makes it
-  # per_device_batch_size × the device count.
+  # per_device_batch_size × the device count. init_from: start from shipped
+  # weights ('fsrcnn_x3') or a run's workdir (jaxsr.init_from), '' from scratch.
   c.train = ml_collections.ConfigDict({
       'steps': 0, 'epochs': 0.0, 'batch_size': 64, 'per_device_batch_size': 0,
-      'loss': 'mse', 'loss_reduction': 'mean', 'seed': 0, 'log_every': 100})
+      'loss': 'mse', 'loss_reduction': 'mean', 'seed': 0, 'log_every': 100,
+      'init_from': ''})
   c.optim = ml_collections.ConfigDict({
       'name': 'adam', 'lr': 1e-3, 'momentum': 0.9, 'nesterov': False,
       'b1': 0.9, 'b2': 0.999, 'weight_decay': 0.0,

@@ -38,6 +38,7 @@ from jaxsr import epochs
 from jaxsr.datasets import prepared
 from jaxsr.datasets import training_source
 from jaxsr import evaluators
+from jaxsr import init_from
 from jaxsr import input_pipeline
 from jaxsr import metric_writers
 from jaxsr import models
@@ -354,6 +355,8 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
 
   abstract = jax.eval_shape(init_state, jax.random.key(0))
   state_sharding = jax.tree.map(lambda _: replicated, abstract)
+  # Read before the workdir changes, so a bad init_from costs nothing.
+  init_source = init_from.load_source(c.train.init_from) if c.train.get('init_from') else None
   # Evaluation sets too, before the workdir changes.
   benchmark_evaluators = [evaluators.build_evaluator(
       c.eval.kind, dataset=name, scales=scales, channels=c.model.channels,
@@ -374,6 +377,8 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
     else:
       state = jax.jit(init_state, out_shardings=state_sharding)(
           jax.random.key(c.train.seed))
+      if init_source is not None:
+        state = _initialised_from(state, init_source, c.train.init_from, tx, state_sharding)
       start = 0
     sampler = None
     if start < steps:
@@ -484,6 +489,17 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
         writer.close()
     finally:
       ckpt.close()
+
+
+def _initialised_from(state: TrainState, source: Any, spec: str, tx,
+                      state_sharding) -> TrainState:
+  """`state` with the parameters of `source` that fit, and a fresh optimiser."""
+  params, copied, kept = init_from.merge(jax.device_get(state.params), source)
+  logging.info('init_from %s: copied %d parameters; kept the fresh initialisation of '
+               '%d: %s', spec, len(copied), len(kept), ', '.join(kept) or 'none')
+  return jax.jit(lambda p: TrainState(step=jnp.zeros([], jnp.int32), params=p,
+                                      opt_state=tx.init(p)),
+                 out_shardings=state_sharding)(params)
 
 
 def _last_checkpoint_text(ckpt: checkpointing.Checkpointer, workdir: epath.Path) -> str:

@@ -138,7 +138,7 @@ def test_apply_overrides_sets_a_copy_and_rejects_unknown_keys():
   assert (c.optim.schedule.name, c.train.steps) == ('constant', 0)
   with pytest.raises(common.ConfigArgumentError,
                      match=r"override train.stepz: config.train has no key 'stepz'; "
-                           r"valid: \['batch_size', 'epochs', 'log_every', 'loss', "
+                           r"valid: \['batch_size', 'epochs', 'init_from', 'log_every', 'loss', "
                            r"'loss_reduction', 'per_device_batch_size', 'seed', 'steps'\]"):
     common.apply_overrides(c, {'train.stepz': 5})
   with pytest.raises(common.ConfigArgumentError, match='config.train.steps is a value'):
