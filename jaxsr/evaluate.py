@@ -4,10 +4,12 @@ r"""Benchmark evaluation by the SR protocol.
       --json_out=bicubic.json
   python -m jaxsr.evaluate --workdir=workdirs/eeds --sets=set5,set14,b100
   python -m jaxsr.evaluate --pretrained=eeds --scales=3 --sets=set5,set14,b100
+  python -m jaxsr.evaluate --pretrained=fsrcnn --max_shapes=0   # every shipped scale
 
 Prints a table and writes {"<set>": {"x<scale>": {"psnr_y", "ssim_y", "n"}}}.
 A trained model comes from --workdir (its config.json and best checkpoint) or
---checkpoint with --model, or the package's shipped weights from --pretrained;
+--checkpoint with --model, or the package's shipped weights from --pretrained
+(each scale's own file; by default every scale shipped for that name);
 --model alone evaluates an untrained model, which only makes sense for
 `bicubic`.
 
@@ -35,7 +37,7 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'A training workdir.', flag_valu
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Checkpoint folder (with --model).',
                                   flag_values=FLAGS)
 _PRETRAINED = flags.DEFINE_string(
-    'pretrained', None, 'Shipped weights, e.g. eeds (with --scales=S; see '
+    'pretrained', None, 'Shipped weights, e.g. eeds (default scales: all shipped; see '
     '`python -m jaxsr.pretrained list`).', flag_values=FLAGS)
 _SCALES = flags.DEFINE_string('scales', None, "e.g. 2,3,4 (default: the model's).",
                               flag_values=FLAGS)
@@ -53,17 +55,22 @@ _JSON_OUT = flags.DEFINE_string('json_out', None, 'Write the results here as JSO
                                 flag_values=FLAGS)
 
 
-def _load_model(scales: list[float] | None):
-  """(name, model, params, default scales) from --pretrained, --workdir or --model."""
+def _load_models(scales: list[float] | None):
+  """(name, {scale: (model, params)}) from --pretrained, --workdir or --model.
+
+  Shipped weights load per scale (each scale's own file); a run or checkpoint
+  gives one network, at each scale it can serve (default: the scales it
+  trained on).
+  """
   if _PRETRAINED.value:
     from jaxsr import pretrained
-    name, cfg = _PRETRAINED.value, {}
-    model, params = pretrained.load(name, scales[0] if scales else 2)
-  else:
-    name, model, params, cfg = runs.load_trained(_WORKDIR.value, _MODEL.value,
-                                                 _CHECKPOINT.value,
-                                                 scales[0] if scales else None,
-                                                 _CHANNELS.value)
+    name = _PRETRAINED.value
+    scales = scales or pretrained.scales_of(name) or [2.0]
+    return name, {s: pretrained.load(name, s) for s in scales}
+  name, model, params, cfg = runs.load_trained(_WORKDIR.value, _MODEL.value,
+                                               _CHECKPOINT.value,
+                                               scales[0] if scales else None,
+                                               _CHANNELS.value)
   if params is None:
     import jax
     import jax.numpy as jnp
@@ -71,8 +78,8 @@ def _load_model(scales: list[float] | None):
     if jax.tree.leaves(params) and name != 'bicubic':
       print(f'warning: {name} has no trained weights here (give --workdir or '
             '--checkpoint): evaluating random initial weights', file=sys.stderr)
-  defaults = list(cfg.get('data', {}).get('scales') or []) or [model.scale]
-  return name, model, params, defaults
+  scales = scales or list(cfg.get('data', {}).get('scales') or []) or [model.scale]
+  return name, {s: (models.at_scale(name, model, s), params) for s in scales}
 
 
 def _evaluate(positional: list[str]) -> int:
@@ -86,15 +93,16 @@ def _evaluate(positional: list[str]) -> int:
     raise command_line.UsageError('--sets is empty')
   backend.keep_freed_memory()
   scales = evaluators.parse_scales(_SCALES.value) if _SCALES.value else None
-  name, model, params, defaults = _load_model(scales)
-  scales = scales or defaults
+  name, loaded = _load_models(scales)
+  scales = list(loaded)
+  channels = next(iter(loaded.values()))[0].channels
   mesh = evaluators.local_mesh()  # images split over this machine's devices
   predicts = {scale: evaluators.bicubic_predict if name == 'bicubic' else
-              evaluators.model_predict(models.at_scale(name, model, scale), params, mesh)
-              for scale in scales}
+              evaluators.model_predict(model, params, mesh)
+              for scale, (model, params) in loaded.items()}
   # Every image of every set is read and degraded before any model runs.
   benchmarks = [evaluators.BenchmarkEvaluator(
-      set_name, scales, channels=model.channels, data_dir=_DATA_DIR.value,
+      set_name, scales, channels=channels, data_dir=_DATA_DIR.value,
       max_images=_MAX_IMAGES.value, max_shapes=_MAX_SHAPES.value)
       for set_name in set_names]
   results = {ev.name: {evaluators.scale_key(s): ev.run_scale(predicts[s], s)

@@ -81,6 +81,15 @@ def test_cli_scores_shipped_weights_above_bicubic(tmp_path):
   assert out['--pretrained=eeds'] > out['--model=bicubic'] + 0.5
 
 
+def test_cli_scores_each_shipped_scale_with_its_own_weights(tmp_path):
+  path = tmp_path / 'eeds.json'
+  proc = subprocess.run(
+      [sys.executable, '-m', 'jaxsr.evaluate', '--pretrained=eeds', '--sets=embedded_test',
+       f'--json_out={path}'], cwd=REPO, capture_output=True, text=True)
+  assert proc.returncode == 0, proc.stderr
+  assert sorted(json.loads(path.read_text())['embedded_test']) == ['x2', 'x3', 'x4']
+
+
 def test_cli_evaluates_on_every_local_device(photo_folder, tmp_path, monkeypatch):
   import jax
   from jaxsr import pretrained

@@ -40,6 +40,29 @@ def exported(tmp_path_factory):
   return folder, params
 
 
+def test_a_multi_scale_run_ships_once_and_loads_at_each_scale(tmp_path):
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  cfg = common.base_config('srcnn', scale=2)
+  cfg.data.scales = (2, 3, 4)
+  (workdir / 'config.json').write_text(cfg.to_json())
+  params = models.get_model('srcnn', scale=2).init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+  ckpt = checkpointing.Checkpointer(workdir, use_async=False)
+  ckpt.save(0, {'step': 0, 'params': params}, force=True)
+  ckpt.close()
+  folder = tmp_path / 'shipped'
+  assert pretrained_cli.main(['export', f'--workdir={workdir}', f'--out_dir={folder}']) == 0
+  assert sorted(p.name for p in folder.iterdir()) == ['srcnn_x2.json', 'srcnn_x2.msgpack']
+  assert json.loads((folder / 'srcnn_x2.json').read_text())['scales'] == [2.0, 3.0, 4.0]
+  assert pretrained.available(folder) == [('srcnn', 2.0), ('srcnn', 3.0), ('srcnn', 4.0)]
+  model, loaded = pretrained.load('srcnn', 4, folder)
+  assert model.scale == 4.0
+  for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(a, b)
+  with pytest.raises(pretrained.PretrainedNotFoundError, match='available: srcnn x2, srcnn x3'):
+    pretrained.load('srcnn', 5, folder)
+
+
 @pytest.fixture
 def copy(exported, tmp_path):
   """A copy of the exported folder, free to damage."""

@@ -4,7 +4,9 @@ Each model is two files in this folder: `<name>_x<scale>.msgpack`, its
 variables (`flax.serialization.to_bytes`), and `<name>_x<scale>.json`: the
 registered model, scale, channels and model kwargs that rebuild it, the
 sha256 of the .msgpack, the run it comes from and its scores (e.g.
-`jaxsr.evaluate --json_out`). The JSON is written last, so `available()`
+`jaxsr.evaluate --json_out`). One network trained on several scales together
+(VDSR's multi-scale model) is one pair of files whose record lists them under
+`scales`; loading any of them finds it. The JSON is written last, so `available()`
 never lists a half-exported model. Loading checks the sha256: a damaged
 weights file would otherwise give plausible but wrong images. A record
 without a checksum (exported before they were added) still loads, with an
@@ -72,9 +74,33 @@ def read_record(entry) -> dict[str, Any]:
   return meta
 
 
-def _read_meta(directory, name: str, scale: float) -> dict[str, Any] | None:
+def record_scales(meta: dict[str, Any]) -> list[float]:
+  """The scales a record's weights serve: its `scales` (one multi-scale model,
+  e.g. VDSR), else its `scale`."""
+  return sorted(float(s) for s in meta.get('scales') or [meta['scale']])
+
+
+def _find(directory, name: str, scale: float):
+  """(record entry, meta) of `<name>_x<scale>`, else of the multi-scale record
+  of `name` that serves `scale`; None when neither exists."""
   entry = _entry(directory, file_stem(name, scale), '.json')
-  return read_record(entry) if entry.is_file() else None
+  if entry.is_file():
+    return entry, read_record(entry)
+  for entry in records(directory):
+    meta = read_record(entry)
+    if meta['name'] == name and float(scale) in record_scales(meta):
+      return entry, meta
+  return None
+
+
+def _read_meta(directory, name: str, scale: float) -> dict[str, Any] | None:
+  found = _find(directory, name, scale)
+  return found[1] if found else None
+
+
+def scales_of(name: str, directory: str | os.PathLike | None = None) -> list[float]:
+  """Every scale shipped for `name` (sorted; empty when none)."""
+  return sorted({s for n, s in available(directory) if n == name})
 
 
 def records(directory: str | os.PathLike | None = None) -> list:
@@ -87,9 +113,9 @@ def records(directory: str | os.PathLike | None = None) -> list:
 
 
 def available(directory: str | os.PathLike | None = None) -> list[tuple[str, float]]:
-  """(name, scale) of every exported model, sorted."""
-  return sorted((meta['name'], float(meta['scale']))
-                for meta in map(read_record, records(directory)))
+  """(name, scale) of every exported model and scale it serves, sorted."""
+  return sorted((meta['name'], scale) for meta in map(read_record, records(directory))
+                for scale in record_scales(meta))
 
 
 def describe_available(directory: str | os.PathLike | None = None) -> str:
@@ -145,18 +171,19 @@ def load(name: str = 'eeds', scale: float = 2,
   import jax.numpy as jnp
   from jaxsr import models
 
-  meta = _read_meta(directory, name, scale)
-  if meta is None:
+  found = _find(directory, name, scale)
+  if found is None:
     shipped = available(directory)
     hint = (f'available: {describe_available(directory)}' if shipped
             else 'none are installed')
     raise PretrainedNotFoundError(
         f'no pretrained weights {file_stem(name, scale)}; {hint}. Or use a '
         f'trained run: --workdir=RUN (see README, Training)')
+  record, meta = found
   model = models.from_config({'name': meta['model'], 'scale': float(meta['scale']),
                               'channels': int(meta['channels']), 'kwargs': meta['kwargs']})
-  blob = _entry(directory, file_stem(name, scale), '.msgpack')
-  data = _verified_bytes(blob, meta, _entry(directory, file_stem(name, scale), '.json'))
+  blob = weights_file(directory, record)
+  data = _verified_bytes(blob, meta, record)
   try:
     variables = flax.serialization.msgpack_restore(data)
   except Exception as e:  # msgpack raises several unrelated types.
@@ -166,7 +193,7 @@ def load(name: str = 'eeds', scale: float = 2,
   if expected != got:
     raise PretrainedFileError(f'{blob} does not hold the weights of {meta["model"]} '
                               f'with kwargs {meta["kwargs"]}')
-  return model, jax.tree.map(jnp.asarray, variables)
+  return models.at_scale(meta['model'], model, scale), jax.tree.map(jnp.asarray, variables)
 
 
 def _write_atomic(path: pathlib.Path, data: bytes) -> None:
@@ -215,6 +242,7 @@ def export(source: str | os.PathLike, name: str | None = None,
       'scale': float(sr_model.scale),
       'channels': int(sr_model.channels),
       'kwargs': models.config_kwargs(cfg['model']) if 'model' in cfg else {},
+      **({'scales': list(scales)} if len(scales := _trained_scales(cfg)) > 1 else {}),
       'sha256': sha256(blob),
       'parameters': sum(int(p.size) for p in jax.tree.leaves(params)),
       'source': str(source),
@@ -228,6 +256,11 @@ def export(source: str | os.PathLike, name: str | None = None,
   _write_atomic(stem.with_suffix('.json'),
                 (json.dumps(meta, indent=2) + '\n').encode())
   return stem.with_suffix('.json')
+
+
+def _trained_scales(cfg: dict[str, Any]) -> list[float]:
+  """The scales a run trained on together (data.scales), which its weights serve."""
+  return sorted(float(s) for s in cfg.get('data', {}).get('scales') or [])
 
 
 def _training_summary(workdir: pathlib.Path, cfg: dict[str, Any]) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def _set5(meta: dict) -> str:
 def _row(record, meta: dict) -> tuple[str, ...]:
   blob = pretrained.weights_file(_DIR.value, record)
   size = f'{len(blob.read_bytes()) / 1e6:.2f} MB' if blob.is_file() else '-'
-  return (meta['name'], f'x{float(meta["scale"]):g}',
+  return (meta['name'], ','.join(f'x{s:g}' for s in pretrained.record_scales(meta)),
           {1: 'Y', 3: 'RGB'}.get(int(meta['channels']), str(meta['channels'])),
           f"{meta['parameters']:,}" if 'parameters' in meta else '?', size, _set5(meta),
           pretrained.weights_status(_DIR.value, record, meta))
