@@ -34,7 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 from configs import common
 from jaxsr import input_pipeline, train
-from jaxsr.datasets import training_source
+from jaxsr.datasets import sources
 if sys.argv[2] == 'tfds':
   import tensorflow_datasets  # counted in the imports, as a tfds run imports it
 t1 = time.time()
@@ -47,7 +47,7 @@ else:
 c.data.data_dir, c.data.source, c.data.sampler = data_dir, source, 'host'
 c.train.batch_size = 64
 sets = train._resolve_train_sets(c)
-src = training_source.open_training_source(c, sets)
+src = sources.open_training_source(c, sets)
 t2 = time.time()
 sharding = NamedSharding(Mesh(np.asarray(jax.devices()[:1]), ('data',)), P('data'))
 sampler = input_pipeline.training_sampler(c, src, sharding)

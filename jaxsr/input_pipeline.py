@@ -114,7 +114,7 @@ def load_pools(source: TrainingSource, scales: Sequence[float], patch_sizes: dic
 def training_sampler(c, source: TrainingSource, sharding, *, process_index: int = 0,
                      process_count: int = 1) -> 'PatchSampler':
   """The sampler of a training config (`config.data`) over `source`'s images
-  (`training_source.open_training_source`)."""
+  (`datasets.sources.open_training_source`)."""
   from jaxsr import models
   scales = config_checks.train_scales(c)
   on_bicubic = models.model_info(c.model.name).works_on_bicubic

@@ -36,7 +36,7 @@ from jaxsr import config_checks
 from jaxsr import datasets
 from jaxsr import epochs
 from jaxsr.datasets import prepared
-from jaxsr.datasets import training_source
+from jaxsr.datasets import sources
 from jaxsr import evaluators
 from jaxsr import init_from
 from jaxsr import input_pipeline
@@ -341,7 +341,7 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
   # The training set first: a missing set fails before the workdir changes,
   # and its patch grid turns epochs into steps.
   train_sets = _resolve_train_sets(c)
-  source = training_source.open_training_source(c, train_sets)
+  source = sources.open_training_source(c, train_sets)
   c = _resolve_run_length(c, source, len(devices), workdir)
   steps = int(c.train.steps)
 

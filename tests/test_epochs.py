@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from configs import common
+
 from jaxsr import config_checks
 from jaxsr import epochs
-from jaxsr.datasets import training_source
+from jaxsr.datasets import sources
 
 import test_train
 
@@ -89,7 +89,7 @@ def test_a_step_schedule_needs_an_interval():
 def test_one_epoch_of_the_291_set(data_dir, config, arg, steps_per_epoch):
   c = test_train.load_config_module(test_train.REPO / 'configs' / f'{config}.py').get_config(arg)
   c.data.data_dir = str(data_dir)
-  source = training_source.open_training_source(c, ['t91', 'bsd200'])
+  source = sources.open_training_source(c, ['t91', 'bsd200'])
   c.train.epochs = 1.0
   assert epochs.resolve(c, epochs.training_patches(c, source), 1).train.steps == steps_per_epoch
 

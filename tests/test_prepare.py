@@ -14,6 +14,7 @@ from jaxsr import metric_writers
 from jaxsr import prepare
 from jaxsr import train
 from jaxsr.datasets import prepared
+from jaxsr.datasets import sources
 from jaxsr.datasets import tfds_pairs
 from jaxsr.datasets import training_source
 
@@ -30,7 +31,7 @@ def roots(photo_dirs, tmp_path_factory):
       (manual / name / f'{photo}.png').write_bytes(
           (photo_dirs / 'train' / f'{photo}.png').read_bytes())
   out = tmp_path_factory.mktemp('tfds')
-  assert prepare.main([f'--sets=t91,bsd200', '--scales=2,3', f'--manual_dir={manual}',
+  assert prepare.main(['--sets=t91,bsd200', '--scales=2,3', f'--manual_dir={manual}',
                        f'--data_dir={out}']) == 0
   return manual, out
 
@@ -92,7 +93,7 @@ def config_for(data_dir, source='auto', model='espcn'):
 
 def test_data_source_resolution(roots):
   manual, out = roots
-  open_source = training_source.open_training_source
+  open_source = sources.open_training_source
   sets = ['t91', 'bsd200']
   assert isinstance(open_source(config_for(out), sets), tfds_pairs.TfdsSource)
   assert isinstance(open_source(config_for(manual), sets), training_source.FolderSource)
@@ -243,7 +244,7 @@ def test_evaluation_reads_prepared_hr_sets(photo_dirs, tmp_path):
   (manual / 'set5' / 'chelsea.png').write_bytes((photo_dirs / 'test' / 'chelsea.png').read_bytes())
   out = tmp_path / 'tfds'
   assert prepare.main(['--sets=set5', f'--manual_dir={manual}', f'--data_dir={out}']) == 0
-  from_tfds = prepared.image_set('set5', str(out))
+  from_tfds = sources.image_set('set5', str(out))
   assert from_tfds.loaders and from_tfds.image_names == ('chelsea',)
   np.testing.assert_array_equal(from_tfds.load(0), datasets.get_dataset('set5', manual).load(0))
   ev = evaluators.BenchmarkEvaluator('set5', [2], data_dir=str(out))

@@ -108,13 +108,3 @@ def hr_dir(data_dir: str, set_name: str) -> epath.Path | None:
       except (OSError, ValueError):
         return None
   return None
-
-
-def image_set(name: str, data_dir: str | None) -> datasets.ImageSet:
-  """A set's HR images: from its prepared tfds dataset when the data root
-  holds one (the same images and names), else `datasets.get_dataset`."""
-  folder = hr_dir(data_root_text(data_dir), name.lower()) if isinstance(name, str) else None
-  if folder is None:
-    return datasets.get_dataset(name, data_dir)
-  from jaxsr.datasets import tfds_pairs
-  return tfds_pairs.hr_image_set(name.lower(), folder)

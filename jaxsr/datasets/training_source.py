@@ -9,7 +9,7 @@ its degradation at one scale (`DegradedImage`), as the protocol makes it:
   imresize(imresize(hr, 1/s), hr size), hr_step = 1;
 
 with the HR target float32 in [0, 1]. `FolderSource` decodes and degrades
-on each `load` (PNG folders and the embedded photos); `tfds_source.TfdsSource`
+on each `load` (PNG folders and the embedded photos); `tfds_pairs.TfdsSource`
 reads pairs `jaxsr.prepare` stored once.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from jaxsr.datasets import get_dataset
-from jaxsr.datasets.folders import DatasetError, ImageSet
+from jaxsr.datasets.folders import ImageSet
 from jaxsr.protocol import degradation
 from jaxsr.protocol.imresize import imresize
 
@@ -182,35 +182,3 @@ def fingerprint(images: Iterable[tuple[str, str, str]]) -> str:
 
 
 SOURCES = ('auto', 'tfds', 'folders')
-
-
-def open_training_source(config, train_sets: Sequence[str]) -> TrainingSource:
-  """The source of a training config's sets, by config.data.source: 'tfds'
-  (the prepared pairs under the data root, `jaxsr.prepare`), 'folders' (the
-  image folders, degraded here), or 'auto' (tfds when every set is prepared
-  at every scale, else folders).
-
-  Raises:
-    DatasetError: source 'tfds' and a set not prepared (names the command).
-  """
-  from jaxsr import config_checks
-  from jaxsr import models
-  from jaxsr.datasets import prepared
-  c = config.data
-  source = c.get('source', 'auto')
-  channels = config.model.channels
-  on_bicubic = models.model_info(config.model.name).works_on_bicubic
-  max_images = c.max_train_images or None
-  if source != 'folders':
-    root = prepared.data_root_text(c.data_dir or None)
-    scales = config_checks.train_scales(config)
-    inputs = prepared.input_kind(on_bicubic)
-    if all(prepared.prepared_dir(root, s, channels, inputs, scales) for s in train_sets):
-      from jaxsr.datasets import tfds_pairs
-      return tfds_pairs.TfdsSource(train_sets, root, channels=channels, on_bicubic=on_bicubic,
-                                   scales=scales, max_images=max_images)
-    if source == 'tfds':
-      raise DatasetError('config.data.source=tfds: ' + prepared.missing_message(
-          root, train_sets, channels, inputs, scales))
-  return FolderSource(train_sets, c.data_dir or None, channels=channels,
-                      on_bicubic=on_bicubic, max_images=max_images)

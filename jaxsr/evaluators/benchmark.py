@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from jaxsr.datasets import prepared
+from jaxsr.datasets import sources
 from jaxsr.evaluators.results import scale_key
 from jaxsr.protocol import degradation
 
@@ -44,7 +44,7 @@ class BenchmarkEvaluator:
   def __init__(self, dataset: str, scales: Sequence[float], channels: int = 1,
                data_dir: str | None = None, max_images: int | None = None,
                max_shapes: int = EVAL_MAX_SHAPES):
-    self.image_set = prepared.image_set(dataset, data_dir)  # tfds when prepared
+    self.image_set = sources.image_set(dataset, data_dir)  # tfds when prepared
     self.name = self.image_set.name
     self.scales = tuple(float(s) for s in scales)
     self.channels = channels
