@@ -90,6 +90,19 @@ def test_export_records_the_checksum_and_load_verifies_it(exported, copy):
     pretrained.load('eeds', 2, directory=copy)
 
 
+def test_every_shipped_file_is_small_and_in_the_wheel():
+  """Under 3 MB each, and matched by pyproject's package-data (what the wheel installs)."""
+  import fnmatch
+  import tomllib
+  patterns = tomllib.loads((REPO_ROOT / 'pyproject.toml').read_text())[
+      'tool']['setuptools']['package-data']['jaxsr']
+  shipped = [p for p in pretrained.PACKAGE_DIR.iterdir() if p.suffix in ('.json', '.msgpack')]
+  assert len(shipped) >= 6
+  for path in shipped:
+    assert path.stat().st_size < 3_000_000, path
+    assert any(fnmatch.fnmatch(f'pretrained/{path.name}', p) for p in patterns), path
+
+
 def test_shipped_weights_match_their_checksums():
   records = pretrained.records(pretrained.PACKAGE_DIR)
   assert len(records) >= 3

@@ -1,0 +1,58 @@
+#!/bin/bash
+# How the shipped weights (jaxsr/pretrained/) were trained, scored and exported.
+#
+#   JAXSR_DATA_DIR=/data bash launch/train_pretrained.sh espcn [WORKDIR_ROOT]
+#   ... srcnn | fsrcnn | vdsr | eeds | export NAME SCALE
+#
+# Each model: its x3 (the scale its paper reports first) from scratch on the
+# 291 set, then x2 and x4 fine-tuned from it with config.train.init_from
+# (FSRCNN's transfer of the layers shared across scales; ESPCN's output layer
+# and nothing else starts fresh). Runs resume when rerun. `export` scores a
+# run on Set5/Set14/B100 (whole images) into
+# benchmarks/results/pretrained_<name>_x<s>.json and ships it with those scores.
+set -euo pipefail
+stage=${1:?usage: train_pretrained.sh srcnn|espcn|fsrcnn|vdsr|eeds|export [...]}
+root=${2:-workdirs/pretrained}
+: "${JAXSR_DATA_DIR:?point JAXSR_DATA_DIR at the folder holding t91, bsd200, set5, set14, b100}"
+
+train() {  # train NAME ARGS...: one run in $root/NAME
+  local name=$1; shift
+  python -m jaxsr.main "$@" --config.eval.max_shapes=0 --workdir="$root/$name"
+}
+
+case $stage in
+  srcnn)
+    train srcnn_955_x3 --config=configs/srcnn.py:variant=955,scale=3 \
+      --config.train.batch_size=32 --config.optim.lr=1e-3 --config.optim.schedule.name=cosine \
+      --config.train.steps=16000 --config.eval.every=2000 --config.checkpoint.every=2000
+    for s in 2 4; do
+      train srcnn_955_x$s --config=configs/srcnn.py:variant=955,scale=$s \
+        --config.train.init_from="$root/srcnn_955_x3" --config.train.batch_size=32 \
+        --config.optim.lr=3e-4 --config.optim.schedule.name=cosine \
+        --config.train.steps=3000 --config.eval.every=1000 --config.checkpoint.every=1000
+    done ;;
+  espcn)
+    train espcn_x3 --config=configs/espcn.py:scale=3 --config.train.steps=40000 \
+      --config.eval.every=4000 --config.checkpoint.every=4000
+    for s in 2 4; do
+      train espcn_x$s --config=configs/espcn.py:scale=$s --config.train.init_from="$root/espcn_x3" \
+        --config.optim.lr=5e-4 --config.train.steps=8000 --config.eval.every=2000 \
+        --config.checkpoint.every=2000
+    done ;;
+  fsrcnn)
+    train fsrcnn_x3 --config=configs/fsrcnn.py:scale=3 --config.data.patch_size=11 \
+      --config.train.steps=30000 --config.eval.every=3000 --config.checkpoint.every=3000
+    for s in 2 4; do
+      train fsrcnn_x$s --config=configs/fsrcnn.py:scale=$s --config.data.patch_size=$((32 / s)) \
+        --config.train.init_from="$root/fsrcnn_x3" --config.optim.lr=5e-4 \
+        --config.train.steps=8000 --config.eval.every=2000 --config.checkpoint.every=2000
+    done ;;
+  export)
+    name=${3:?export NAME SCALE}; scale=${4:?export NAME SCALE}
+    run="$root/${name}_x$scale"
+    scores=benchmarks/results/pretrained_${name}_x$scale.json
+    python -m jaxsr.evaluate --workdir="$run" --sets=set5,set14,b100 --scales="$scale" \
+      --max_shapes=0 --json_out="$scores"
+    python -m jaxsr.pretrained export --workdir="$run" --name="$name" --scores="$scores" ;;
+  *) echo "train_pretrained.sh: unknown stage '$stage'" >&2; exit 2 ;;
+esac
