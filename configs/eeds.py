@@ -28,7 +28,9 @@ is a high learning rate; on the per-pixel mean its gradients, and so its
 steps, would be 800× smaller. The global-norm clip of 0.1 then bounds every
 step (lr × 0.1 before momentum) as VDSR's clipping does. runlocal is Adam
 1e-3 on the per-pixel mean instead (`configs/common.runlocal`), the regime of
-the committed short comparisons.
+the committed short comparisons. `regime=adam` is that regime at full size
+(all 291 images, batch 16, 20,000 steps unless --config.train.steps says
+otherwise), which the shipped weights train with.
 """
 
 from configs import common
@@ -36,7 +38,7 @@ from configs import common
 
 def get_config(arg=None):
   a = common.parse_arg(arg, variant='eeds', scale=2, upsampling='deconv',
-                       runlocal=False)
+                       regime='paper', runlocal=False)
   c = common.base_config(a.variant, scale=a.scale)
   c.model.upsampling = a.upsampling
   c.data.patch_size = 20
@@ -44,6 +46,8 @@ def get_config(arg=None):
   c.optim.grad_clip_norm = 0.1
   c.train.loss_reduction = 'sum_per_sample'
   c.checkpoint.every = c.eval.every = 2000
+  if common.pick('regime', a.regime, {'paper': False, 'adam': True}):
+    common.adam_regime(c, steps=20_000)
   return common.runlocal(c, on_bicubic=False) if a.runlocal else c
 
 

@@ -2,17 +2,19 @@
 # How the shipped weights (jaxsr/pretrained/) were trained, scored and exported.
 #
 #   JAXSR_DATA_DIR=/data bash launch/train_pretrained.sh espcn [WORKDIR_ROOT]
-#   ... srcnn | fsrcnn | vdsr | eeds | export NAME SCALE
+#   ... srcnn | fsrcnn | vdsr | eeds | export NAME RUN [WORKDIR_ROOT]
 #
 # Each model: its x3 (the scale its paper reports first) from scratch on the
 # 291 set, then x2 and x4 fine-tuned from it with config.train.init_from
 # (FSRCNN's transfer of the layers shared across scales; ESPCN's output layer
-# and nothing else starts fresh). Runs resume when rerun. `export` scores a
-# run on Set5/Set14/B100 (whole images) into
-# benchmarks/results/pretrained_<name>_x<s>.json and ships it with those scores.
+# and nothing else starts fresh). VDSR is one network for x2, x3 and x4 (the
+# paper's), EEDS one per scale, both in the Adam regime (`regime=adam`). Runs
+# resume when rerun. `export NAME RUN` scores the run WORKDIR_ROOT/RUN at its
+# scales on Set5/Set14/B100 (whole images) into
+# benchmarks/results/pretrained_<RUN>.json and ships it under NAME with them.
 set -euo pipefail
 stage=${1:?usage: train_pretrained.sh srcnn|espcn|fsrcnn|vdsr|eeds|export [...]}
-root=${2:-workdirs/pretrained}
+if [ "$stage" = export ]; then root=${4:-workdirs/pretrained}; else root=${2:-workdirs/pretrained}; fi
 : "${JAXSR_DATA_DIR:?point JAXSR_DATA_DIR at the folder holding t91, bsd200, set5, set14, b100}"
 
 train() {  # train NAME ARGS...: one run in $root/NAME
@@ -47,12 +49,19 @@ case $stage in
         --config.train.init_from="$root/fsrcnn_x3" --config.optim.lr=5e-4 \
         --config.train.steps=8000 --config.eval.every=2000 --config.checkpoint.every=2000
     done ;;
+  vdsr)
+    train vdsr_x2-3-4 --config=configs/vdsr.py:regime=adam --config.train.steps=8000 \
+      --config.eval.every=1000 --config.checkpoint.every=500 ;;
+  eeds)
+    for s in 2 3 4; do
+      train eeds_x$s --config=configs/eeds.py:regime=adam,scale=$s --config.train.steps=30000 \
+        --config.eval.every=2000 --config.checkpoint.every=1000
+    done ;;
   export)
-    name=${3:?export NAME SCALE}; scale=${4:?export NAME SCALE}
-    run="$root/${name}_x$scale"
-    scores=benchmarks/results/pretrained_${name}_x$scale.json
-    python -m jaxsr.evaluate --workdir="$run" --sets=set5,set14,b100 --scales="$scale" \
-      --max_shapes=0 --json_out="$scores"
-    python -m jaxsr.pretrained export --workdir="$run" --name="$name" --scores="$scores" ;;
+    name=${2:?export NAME RUN}; run=${3:?export NAME RUN}
+    scores=benchmarks/results/pretrained_$run.json
+    python -m jaxsr.evaluate --workdir="$root/$run" --sets=set5,set14,b100 --max_shapes=0 \
+      --json_out="$scores"
+    python -m jaxsr.pretrained export --workdir="$root/$run" --name="$name" --scores="$scores" ;;
   *) echo "train_pretrained.sh: unknown stage '$stage'" >&2; exit 2 ;;
 esac

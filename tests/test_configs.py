@@ -92,6 +92,17 @@ def test_runlocal_decays_the_learning_rate_to_zero(path):
   assert (schedule.name, schedule.final_fraction) == ('cosine', 0.0), path.stem
 
 
+@pytest.mark.parametrize('name', ['vdsr', 'eeds'])
+def test_the_adam_regime_is_the_full_size_run_in_runlocal_optimisation(name):
+  module = load_config_module(REPO / 'configs' / f'{name}.py')
+  paper, adam, quick = (module.get_config(a) for a in ('', 'regime=adam', 'runlocal'))
+  assert (adam.optim.name, adam.optim.lr, adam.optim.schedule.name) == ('adam', 1e-3, 'cosine')
+  assert (adam.train.steps, adam.train.batch_size, adam.train.loss_reduction) == (20_000, 16, 'mean')
+  assert adam.optim.weight_decay == adam.optim.grad_clip_theta == 0
+  assert adam.optim.to_dict() == quick.optim.to_dict()
+  assert adam.data.to_dict() == paper.data.to_dict()  # all 291 images, the paper's patches
+
+
 def test_eval_max_shapes_is_the_evaluators_default():
   assert common.EVAL_MAX_SHAPES == evaluators.EVAL_MAX_SHAPES
   assert common.base_config('eeds').eval.max_shapes == evaluators.EVAL_MAX_SHAPES
@@ -108,11 +119,12 @@ def test_parse_arg_types_values_like_the_defaults():
 
 
 @pytest.mark.parametrize('config,arg,message', [
-    ('eeds', 'varaint=ees', r"config argument 'varaint' is not one of \['runlocal', 'scale'"),
+    ('eeds', 'varaint=ees', r"config argument 'varaint' is not one of \['regime', 'runlocal', 'scale'"),
     ('eeds', 'scale=three', r"config argument scale='three': expected a int like 2"),
     ('edsr', 'variant=large', r"config argument variant='large'; valid: \['baseline', 'edsr'\]"),
     ('srcnn', 'variant=935', r"variant='935'; valid: \['915', '955'\]"),
     ('fsrcnn', 'scale=5', r'config argument scale=5; valid: \[2, 3, 4\]'),
+    ('vdsr', 'regime=sgd', r"config argument regime='sgd'; valid: \['paper', 'adam'\]"),
 ])
 def test_a_bad_config_argument_names_it(config, arg, message):
   module = load_config_module(REPO / 'configs' / f'{config}.py')
