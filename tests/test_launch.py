@@ -79,3 +79,39 @@ def test_the_tpu_launcher_documents_the_one_time_prepare_command():
   header = (REPO_ROOT / 'launch' / 'tpu_pod.sh').read_text()
   assert ('python -m jaxsr.prepare --sets=t91,bsd200,set5,set14,b100 --scales=2,3,4 \\\n'
           '#       --manual_dir=PNG_ROOT --data_dir=gs://BUCKET/tfds') in header
+
+
+@pytest.mark.parametrize('stage', ['srcnn', 'espcn', 'fsrcnn', 'vdsr', 'eeds'])
+def test_every_shipped_weights_command_builds_a_valid_config(stage, tmp_path):
+  """launch/train_pretrained.sh, with `python` recording its arguments: every
+  run's flags parse as jaxsr.main parses them and the config validates."""
+  from jaxsr import config_checks
+  from tests.test_configs import parse_main_flags
+  fake = tmp_path / 'bin' / 'python'
+  fake.parent.mkdir()
+  fake.write_text('#!/bin/bash\nprintf "%s\\n" "$@" > "$RECORD.$(date +%s%N)"\n')
+  fake.chmod(0o755)
+  env = {'PATH': f'{fake.parent}:/usr/bin:/bin', 'JAXSR_DATA_DIR': str(tmp_path),
+         'RECORD': str(tmp_path / 'call')}
+  result = subprocess.run(['bash', str(REPO_ROOT / 'launch' / 'train_pretrained.sh'), stage,
+                           str(tmp_path / 'runs')], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+  assert result.returncode == 0, result.stderr
+  calls = sorted(tmp_path.glob('call.*'))
+  assert calls
+  for call in calls:
+    argv = call.read_text().splitlines()
+    assert argv[:2] == ['-m', 'jaxsr.main']
+    flags = [a.replace('--config=configs/', f'--config={REPO_ROOT}/configs/')
+             for a in argv[2:] if not a.startswith('--workdir=')]
+    config = parse_main_flags(*flags)
+    config_checks.validate(config, 1)
+    assert config.eval.max_shapes == 0  # whole images, as the shipped scores are
+
+
+def test_the_shipped_weights_script_names_a_bad_stage():
+  result = subprocess.run(['bash', str(REPO_ROOT / 'launch' / 'train_pretrained.sh'), 'nosuch'],
+                          env={'JAXSR_DATA_DIR': '/x', 'PATH': '/usr/bin:/bin'},
+                          capture_output=True, text=True, timeout=60)
+  assert result.returncode == 2
+  assert result.stderr.strip() == "train_pretrained.sh: unknown stage 'nosuch'"
