@@ -36,8 +36,12 @@ case $stage in
   espcn)
     train espcn_x3 --config=configs/espcn.py:scale=3 --config.train.steps=40000 \
       --config.eval.every=4000 --config.checkpoint.every=4000
+    # A second x3 phase from the first (which levelled off at batch 64): batch 16.
+    train espcn_x3_long --config=configs/espcn.py:scale=3 --config.train.init_from="$root/espcn_x3" \
+      --config.train.batch_size=16 --config.optim.lr=5e-4 --config.train.steps=60000 \
+      --config.eval.every=10000 --config.checkpoint.every=5000
     for s in 2 4; do
-      train espcn_x$s --config=configs/espcn.py:scale=$s --config.train.init_from="$root/espcn_x3" \
+      train espcn_x$s --config=configs/espcn.py:scale=$s --config.train.init_from="$root/espcn_x3_long" \
         --config.optim.lr=5e-4 --config.train.steps=8000 --config.eval.every=2000 \
         --config.checkpoint.every=2000
     done ;;
