@@ -8,7 +8,7 @@
 # 291 set, then x2 and x4 fine-tuned from it with config.train.init_from
 # (FSRCNN's transfer of the layers shared across scales; ESPCN's output layer
 # and nothing else starts fresh). VDSR is one network for x2, x3 and x4 (the
-# paper's), EEDS one per scale, both in the Adam regime (`regime=adam`). Runs
+# paper's), EEDS x2 then x3/x4 from it, both in the Adam regime (`regime=adam`). Runs
 # resume when rerun. `export NAME RUN` scores the run WORKDIR_ROOT/RUN at its
 # scales on Set5/Set14/B100 (whole images) into
 # benchmarks/results/pretrained_<RUN>.json and ships it under NAME with them.
@@ -62,9 +62,12 @@ case $stage in
     train vdsr_x2-3-4 --config=configs/vdsr.py:regime=adam --config.train.steps=8000 \
       --config.eval.every=1000 --config.checkpoint.every=500 ;;
   eeds)
-    for s in 2 3 4; do
-      train eeds_x$s --config=configs/eeds.py:regime=adam,scale=$s --config.train.steps=30000 \
-        --config.eval.every=2000 --config.checkpoint.every=1000
+    train eeds_x2 --config=configs/eeds.py:regime=adam,scale=2 --config.train.steps=30000 \
+      --config.eval.every=2000 --config.checkpoint.every=1000
+    for s in 3 4; do
+      train eeds_x$s --config=configs/eeds.py:regime=adam,scale=$s \
+        --config.train.init_from="$root/eeds_x2" --config.optim.lr=5e-4 \
+        --config.train.steps=6000 --config.eval.every=2000 --config.checkpoint.every=1000
     done ;;
   export)
     name=${2:?export NAME RUN}; run=${3:?export NAME RUN}
