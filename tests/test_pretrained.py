@@ -63,6 +63,26 @@ def test_a_multi_scale_run_ships_once_and_loads_at_each_scale(tmp_path):
     pretrained.load('srcnn', 5, folder)
 
 
+def test_the_record_of_a_fine_tuned_run_covers_the_run_it_started_from(tmp_path):
+  parent, child = tmp_path / 'x3', tmp_path / 'x2'
+  for workdir, init_from, elapsed in ((parent, '', 50.0), (child, str(parent), 7.0)):
+    workdir.mkdir()
+    cfg = common.base_config('ees', scale=2)
+    cfg.train.init_from = init_from
+    (workdir / 'config.json').write_text(cfg.to_json())
+    (workdir / 'metrics.jsonl').write_text(
+        json.dumps({'step': 10, 'train/elapsed_s': elapsed}) + '\n')
+  params = models.get_model('ees', scale=2).init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+  ckpt = checkpointing.Checkpointer(child, use_async=False)
+  ckpt.save(10, {'step': 10, 'params': params}, force=True)
+  ckpt.close()
+  record = json.loads(pretrained.export(child, out_dir=tmp_path / 'out').read_text())
+  training = record['training']
+  assert training['train']['init_from'] == str(parent)
+  assert training['init_from_run']['train_time_s'] == 50.0
+  assert training['chain_train_time_s'] == 57.0
+
+
 @pytest.fixture
 def copy(exported, tmp_path):
   """A copy of the exported folder, free to damage."""

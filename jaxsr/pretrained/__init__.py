@@ -263,11 +263,22 @@ def _trained_scales(cfg: dict[str, Any]) -> list[float]:
   return sorted(float(s) for s in cfg.get('data', {}).get('scales') or [])
 
 
-def _training_summary(workdir: pathlib.Path, cfg: dict[str, Any]) -> dict[str, Any]:
-  """How a run was trained: its config's data, train and optim groups, and
-  its last logged step and training time (metrics.jsonl)."""
+def _training_summary(workdir: pathlib.Path, cfg: dict[str, Any], depth: int = 0
+                      ) -> dict[str, Any]:
+  """How a run was trained: its config's data, train and optim groups, its
+  last logged step and training time (metrics.jsonl), and, when it started
+  from another run (train.init_from), that run's summary under 'init_from_run'
+  and the time of the whole chain under 'chain_train_time_s'."""
   from jaxsr import metric_writers
+  from jaxsr import runs
   out = {k: cfg.get(k, {}) for k in ('data', 'train', 'optim')}
   out['last_step'], out['train_time_s'] = metric_writers.training_summary(
       metric_writers.read_metrics(workdir))
+  out['chain_train_time_s'] = out['train_time_s']
+  parent = cfg.get('train', {}).get('init_from') or ''
+  if depth < 8 and parent and (pathlib.Path(parent) / 'config.json').is_file():
+    out['init_from_run'] = _training_summary(pathlib.Path(parent),
+                                             runs.read_config(parent), depth + 1)
+    out['chain_train_time_s'] = (out['train_time_s'] or 0) + (
+        out['init_from_run']['chain_train_time_s'] or 0)
   return out
