@@ -81,13 +81,30 @@ def test_cli_scores_shipped_weights_above_bicubic(tmp_path):
   assert out['--pretrained=eeds'] > out['--model=bicubic'] + 0.5
 
 
-def test_cli_scores_each_shipped_scale_with_its_own_weights(tmp_path):
-  path = tmp_path / 'eeds.json'
-  proc = subprocess.run(
-      [sys.executable, '-m', 'jaxsr.evaluate', '--pretrained=eeds', '--sets=embedded_test',
-       f'--json_out={path}'], cwd=REPO, capture_output=True, text=True)
-  assert proc.returncode == 0, proc.stderr
-  assert sorted(json.loads(path.read_text())['embedded_test']) == ['x2', 'x3', 'x4']
+def test_cli_scores_each_shipped_scale_with_its_own_weights(photo_folder, tmp_path, monkeypatch):
+  """--pretrained without --scales: every shipped scale, each from its own file."""
+  import jax
+  import jax.numpy as jnp
+  from configs import common
+  from jaxsr import checkpointing, models, pretrained
+  for scale in (2, 3):
+    workdir = tmp_path / f'x{scale}'
+    workdir.mkdir()
+    cfg = common.base_config('espcn', scale=scale)
+    cfg.model.features = (4, 4)
+    (workdir / 'config.json').write_text(cfg.to_json())
+    model = models.from_config(cfg.model)
+    ckpt = checkpointing.Checkpointer(workdir, use_async=False)
+    ckpt.save(0, {'step': 0, 'params': model.init(jax.random.key(scale),
+                                                  jnp.zeros((1, 8, 8, 1)))}, force=True)
+    ckpt.close()
+    pretrained.export(workdir, out_dir=tmp_path / 'shipped')
+  monkeypatch.setenv('JAXSR_PRETRAINED_DIR', str(tmp_path / 'shipped'))
+  path = tmp_path / 'espcn.json'
+  assert evaluate.main(['--pretrained=espcn', f'--sets={photo_folder}',
+                        f'--json_out={path}']) == 0
+  (scores,) = json.loads(path.read_text()).values()
+  assert sorted(scores) == ['x2', 'x3'] and scores['x2'] != scores['x3']
 
 
 def test_cli_evaluates_on_every_local_device(photo_folder, tmp_path, monkeypatch):
