@@ -355,8 +355,10 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
 
   abstract = jax.eval_shape(init_state, jax.random.key(0))
   state_sharding = jax.tree.map(lambda _: replicated, abstract)
-  # Read before the workdir changes, so a bad init_from costs nothing.
-  init_source = init_from.load_source(c.train.init_from) if c.train.get('init_from') else None
+  # A new run reads its init_from source before the workdir changes, so a bad
+  # one costs nothing; a resumed run no longer needs it.
+  init_source = (init_from.load_source(c.train.init_from) if c.train.get('init_from')
+                 and runs.checkpoint_step(workdir) is None else None)
   # Evaluation sets too, before the workdir changes.
   benchmark_evaluators = [evaluators.build_evaluator(
       c.eval.kind, dataset=name, scales=scales, channels=c.model.channels,
@@ -377,8 +379,9 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
     else:
       state = jax.jit(init_state, out_shardings=state_sharding)(
           jax.random.key(c.train.seed))
-      if init_source is not None:
-        state = _initialised_from(state, init_source, c.train.init_from, tx, state_sharding)
+      if c.train.get('init_from'):
+        start_from = init_source or init_from.load_source(c.train.init_from)
+        state = _initialised_from(state, start_from, c.train.init_from, tx, state_sharding)
       start = 0
     sampler = None
     if start < steps:

@@ -81,3 +81,16 @@ def test_a_bad_source_stops_before_the_workdir_is_written(photo_dirs, tmp_path):
   with pytest.raises(init_from.InitFromError):
     train.train_and_evaluate(c, tmp_path / 'run', devices=jax.devices()[:1])
   assert {p.name for p in (tmp_path / 'run').iterdir()} <= {'.lock'}  # the run's lock only
+
+
+def test_a_resumed_run_no_longer_needs_its_source(photo_dirs, tmp_path):
+  train.train_and_evaluate(tiny_config(photo_dirs, steps=2), tmp_path / 'source',
+                           devices=jax.devices()[:1])
+  c = tiny_config(photo_dirs, steps=2)
+  c.train.init_from = str(tmp_path / 'source')
+  train.train_and_evaluate(c, tmp_path / 'run', devices=jax.devices()[:1])
+  import shutil
+  shutil.rmtree(tmp_path / 'source')
+  c.train.steps = 4
+  train.train_and_evaluate(c, tmp_path / 'run', devices=jax.devices()[:1])
+  assert checkpointing.restore_params(tmp_path / 'run') is not None
