@@ -2,7 +2,7 @@
 # How the shipped weights (jaxsr/pretrained/) were trained, scored and exported.
 #
 #   JAXSR_DATA_DIR=/data bash launch/train_pretrained.sh espcn [WORKDIR_ROOT]
-#   ... srcnn | fsrcnn | vdsr | eeds | export NAME RUN [WORKDIR_ROOT]
+#   ... srcnn | fsrcnn | vdsr | eeds | checks | export NAME RUN [WORKDIR_ROOT]
 #
 # Each model: its x3 (the scale its paper reports first) from scratch on the
 # 291 set, then x2 and x4 fine-tuned from it with config.train.init_from
@@ -68,6 +68,14 @@ case $stage in
       train eeds_x$s --config=configs/eeds.py:regime=adam,scale=$s \
         --config.train.init_from="$root/eeds_x2" --config.optim.lr=5e-4 \
         --config.train.steps=6000 --config.eval.every=2000 --config.checkpoint.every=1000
+    done ;;
+  checks)  # what README's notes on the shipped weights cite (archived in docs/results/runs/pretrained_*)
+    train fsrcnn_x3_patch11 --config=configs/fsrcnn.py:scale=3 --config.data.patch_size=11 \
+      --config.train.steps=30000 --config.eval.every=3000 --config.checkpoint.every=3000  # stopped at 10,194
+    for p in "17 56" "32 16"; do set -- $p
+      train exp_espcn_x3_p$1_b$2 --config=configs/espcn.py:scale=3 --config.data.patch_size=$1 \
+        --config.train.batch_size=$2 --config.train.steps=8000 --config.eval.every=2000 \
+        --config.checkpoint.every=8000
     done ;;
   export)
     name=${2:?export NAME RUN}; run=${3:?export NAME RUN}

@@ -81,7 +81,7 @@ def test_the_tpu_launcher_documents_the_one_time_prepare_command():
           '#       --manual_dir=PNG_ROOT --data_dir=gs://BUCKET/tfds') in header
 
 
-@pytest.mark.parametrize('stage', ['srcnn', 'espcn', 'fsrcnn', 'vdsr', 'eeds'])
+@pytest.mark.parametrize('stage', ['srcnn', 'espcn', 'fsrcnn', 'vdsr', 'eeds', 'checks'])
 def test_every_shipped_weights_command_builds_a_valid_config(stage, tmp_path):
   """launch/train_pretrained.sh, with `python` recording its arguments: every
   run's flags parse as jaxsr.main parses them and the config validates."""
