@@ -22,6 +22,21 @@ jax.config.update('jax_disable_most_optimizations', True)  # also where the vari
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+def save_run(workdir: pathlib.Path, cfg, step: int = 0, seed: int = 0):
+  """A training workdir as jaxsr.main leaves it: `cfg` as config.json and a
+  checkpoint at `step` of its model's initial parameters, which it returns."""
+  import jax.numpy as jnp
+  from jaxsr import checkpointing, models
+  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / 'config.json').write_text(cfg.to_json())
+  model = models.from_config(cfg.model)
+  params = model.init(jax.random.key(seed), jnp.zeros((1, 8, 8, model.channels)))
+  ckpt = checkpointing.Checkpointer(workdir, use_async=False)
+  ckpt.save(step, {'step': step, 'params': params}, force=True)
+  ckpt.close()
+  return params
+
+
 def shared_data_dir() -> pathlib.Path | None:
   """The real benchmark images: $JAXSR_DATA_DIR, else ../shared/datasets."""
   env = os.environ.get('JAXSR_DATA_DIR')

@@ -83,22 +83,14 @@ def test_cli_scores_shipped_weights_above_bicubic(tmp_path):
 
 def test_cli_scores_each_shipped_scale_with_its_own_weights(photo_folder, tmp_path, monkeypatch):
   """--pretrained without --scales: every shipped scale, each from its own file."""
-  import jax
-  import jax.numpy as jnp
   from configs import common
-  from jaxsr import checkpointing, models, pretrained
+  from conftest import save_run
+  from jaxsr import pretrained
   for scale in (2, 3):
-    workdir = tmp_path / f'x{scale}'
-    workdir.mkdir()
     cfg = common.base_config('espcn', scale=scale)
     cfg.model.features = (4, 4)
-    (workdir / 'config.json').write_text(cfg.to_json())
-    model = models.from_config(cfg.model)
-    ckpt = checkpointing.Checkpointer(workdir, use_async=False)
-    ckpt.save(0, {'step': 0, 'params': model.init(jax.random.key(scale),
-                                                  jnp.zeros((1, 8, 8, 1)))}, force=True)
-    ckpt.close()
-    pretrained.export(workdir, out_dir=tmp_path / 'shipped')
+    save_run(tmp_path / f'x{scale}', cfg, seed=scale)
+    pretrained.export(tmp_path / f'x{scale}', out_dir=tmp_path / 'shipped')
   monkeypatch.setenv('JAXSR_PRETRAINED_DIR', str(tmp_path / 'shipped'))
   path = tmp_path / 'espcn.json'
   assert evaluate.main(['--pretrained=espcn', f'--sets={photo_folder}',

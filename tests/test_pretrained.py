@@ -8,14 +8,12 @@ import sys
 import warnings
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
 from configs import common
-from jaxsr import checkpointing
-from jaxsr import models
+from conftest import save_run
 from jaxsr import pretrained
 from jaxsr import upscale
 from jaxsr.pretrained import __main__ as pretrained_cli
@@ -27,11 +25,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 def exported(tmp_path_factory):
   """(folder, params): a random `ees` x2 run exported by the CLI as `eeds`."""
   workdir = tmp_path_factory.mktemp('run')
-  (workdir / 'config.json').write_text(common.base_config('ees').to_json())
-  params = models.get_model('ees', scale=2).init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
-  ckpt = checkpointing.Checkpointer(workdir, use_async=False)
-  ckpt.save(0, {'step': 0, 'params': params}, force=True)
-  ckpt.close()
+  params = save_run(workdir, common.base_config('ees'))
   scores = workdir / 'scores.json'
   scores.write_text(json.dumps({'set5': {'x2': {'psnr_y': 30.5, 'ssim_y': 0.9, 'n': 5}}}))
   folder = tmp_path_factory.mktemp('pretrained')
@@ -42,14 +36,9 @@ def exported(tmp_path_factory):
 
 def test_a_multi_scale_run_ships_once_and_loads_at_each_scale(tmp_path):
   workdir = tmp_path / 'run'
-  workdir.mkdir()
   cfg = common.base_config('srcnn', scale=2)
   cfg.data.scales = (2, 3, 4)
-  (workdir / 'config.json').write_text(cfg.to_json())
-  params = models.get_model('srcnn', scale=2).init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
-  ckpt = checkpointing.Checkpointer(workdir, use_async=False)
-  ckpt.save(0, {'step': 0, 'params': params}, force=True)
-  ckpt.close()
+  params = save_run(workdir, cfg)
   folder = tmp_path / 'shipped'
   assert pretrained_cli.main(['export', f'--workdir={workdir}', f'--out_dir={folder}']) == 0
   assert sorted(p.name for p in folder.iterdir()) == ['srcnn_x2.json', 'srcnn_x2.msgpack']
@@ -66,16 +55,11 @@ def test_a_multi_scale_run_ships_once_and_loads_at_each_scale(tmp_path):
 def test_the_record_of_a_fine_tuned_run_covers_the_run_it_started_from(tmp_path):
   parent, child = tmp_path / 'x3', tmp_path / 'x2'
   for workdir, init_from, elapsed in ((parent, '', 50.0), (child, str(parent), 7.0)):
-    workdir.mkdir()
     cfg = common.base_config('ees', scale=2)
     cfg.train.init_from = init_from
-    (workdir / 'config.json').write_text(cfg.to_json())
+    save_run(workdir, cfg, step=10)
     (workdir / 'metrics.jsonl').write_text(
         json.dumps({'step': 10, 'train/elapsed_s': elapsed}) + '\n')
-  params = models.get_model('ees', scale=2).init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
-  ckpt = checkpointing.Checkpointer(child, use_async=False)
-  ckpt.save(10, {'step': 10, 'params': params}, force=True)
-  ckpt.close()
   record = json.loads(pretrained.export(child, out_dir=tmp_path / 'out').read_text())
   training = record['training']
   assert training['train']['init_from'] == str(parent)
