@@ -173,6 +173,18 @@ def adam_regime(c: ml_collections.ConfigDict, *, steps: int, batch_size: int = 1
   return c
 
 
+REGIMES = ('paper', 'adam')
+
+
+def apply_regime(c: ml_collections.ConfigDict, regime: str, *, steps: int
+                 ) -> ml_collections.ConfigDict:
+  """The `regime=` config argument: 'paper' keeps the config as its paper sets
+  it, 'adam' switches it to `adam_regime` over `steps`."""
+  if pick('regime', regime, {r: r for r in REGIMES}) == 'adam':
+    adam_regime(c, steps=steps)
+  return c
+
+
 def runlocal(c: ml_collections.ConfigDict, *, on_bicubic: bool, steps: int = 600,
              batch_size: int = 16, patch_size: int = 16) -> ml_collections.ConfigDict:
   """The same model and loop, sized for a few minutes on a 2-core CPU.

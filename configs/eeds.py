@@ -46,8 +46,7 @@ def get_config(arg=None):
   c.optim.grad_clip_norm = 0.1
   c.train.loss_reduction = 'sum_per_sample'
   c.checkpoint.every = c.eval.every = 2000
-  if common.pick('regime', a.regime, {'paper': False, 'adam': True}):
-    common.adam_regime(c, steps=20_000)
+  common.apply_regime(c, a.regime, steps=20_000)
   return common.runlocal(c, on_bicubic=False) if a.runlocal else c
 
 

@@ -38,8 +38,7 @@ def get_config(arg=None):
   c.optim.grad_clip_theta = 0.01
   c.train.loss_reduction = 'sum_per_sample'
   c.checkpoint.every = c.eval.every = 5000
-  if common.pick('regime', a.regime, {'paper': False, 'adam': True}):
-    common.adam_regime(c, steps=20_000)
+  common.apply_regime(c, a.regime, steps=20_000)
   return common.runlocal(c, on_bicubic=True) if a.runlocal else c
 
 
