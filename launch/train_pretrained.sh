@@ -59,15 +59,15 @@ case $stage in
         --config.checkpoint.every=2000
     done ;;
   vdsr)
-    train vdsr_x2-3-4 --config=configs/vdsr.py:regime=adam --config.train.steps=8000 \
+    train vdsr_x2-3-4 --config=configs/vdsr.py:regime=adam --config.train.steps=4000 \
       --config.eval.every=1000 --config.checkpoint.every=500 ;;
   eeds)
-    train eeds_x2 --config=configs/eeds.py:regime=adam,scale=2 --config.train.steps=30000 \
+    train eeds_x2 --config=configs/eeds.py:regime=adam,scale=2 --config.train.steps=10000 \
       --config.eval.every=2000 --config.checkpoint.every=1000
     for s in 3 4; do
       train eeds_x$s --config=configs/eeds.py:regime=adam,scale=$s \
         --config.train.init_from="$root/eeds_x2" --config.optim.lr=5e-4 \
-        --config.train.steps=6000 --config.eval.every=2000 --config.checkpoint.every=1000
+        --config.train.steps=2000 --config.eval.every=1000 --config.checkpoint.every=1000
     done ;;
   checks)  # what README's notes on the shipped weights cite (archived in docs/results/runs/pretrained_*)
     train fsrcnn_x3_patch11 --config=configs/fsrcnn.py:scale=3 --config.data.patch_size=11 \
