@@ -22,7 +22,10 @@ after it, through what train.py runs (the prefetch thread, the transfer to
 the devices and the wait for the last batch); for the streamed rows it
 includes waiting for windows still loading (`window_load_s`: the mean time
 to load one, on its thread). `speedup`: against the `old`
-row of the same config in the same run.
+row of the same config in the same run. With --repeats=N the 291-set rows
+run N times, interleaved (old, host, device, old, ...), so that a change in
+the machine's load hits every pipeline alike; the summary gives each row's
+median rate and the median of its per-repeat speedups.
 """
 
 from __future__ import annotations
@@ -153,6 +156,7 @@ def run_row(spec: dict) -> dict:
   if spec['pipeline'] != 'old':
     resident = max(resident, sampler.resident_bytes)
   return {'config': spec['config'], 'pipeline': spec['pipeline'], 'data': spec['data'],
+          'repeat': spec.get('repeat', 0),
           'images': len(source), 'window_images': spec.get('window', 0) or len(source),
           'patches_per_s': round(rate), 'startup_s': round(startup_s, 2),
           'resident_mb': round(resident / 2**20), 'peak_rss_mb': round(peak_rss_mb()),
@@ -170,6 +174,7 @@ def main(argv=None) -> int:
   parser.add_argument('--old_steps', type=int, default=300)
   parser.add_argument('--steps', type=int, default=3000, help='batches of a new-pipeline row')
   parser.add_argument('--prefetch', type=int, default=2)
+  parser.add_argument('--repeats', type=int, default=1, help='runs of each 291-set row, interleaved')
   parser.add_argument('--div2k_dir', default='/tmp/jaxsr_div2k_synthetic')
   parser.add_argument('--div2k_counts', default='200,400,800', help='empty: no DIV2K rows')
   parser.add_argument('--div2k_configs', default='eeds_x2,vdsr_multiscale')
@@ -184,12 +189,13 @@ def main(argv=None) -> int:
     return 0
 
   specs = []
-  for name in args.configs.split(','):
-    for pipeline in args.pipelines.split(','):
-      specs.append(dict(config=name, pipeline=pipeline, data='291 set', sets=['t91', 'bsd200'],
-                        data_dir=args.data_dir, batch_size=args.batch_size,
-                        prefetch=args.prefetch,
-                        steps=args.old_steps if pipeline == 'old' else args.steps))
+  for repeat in range(args.repeats):
+    for name in args.configs.split(','):
+      for pipeline in args.pipelines.split(','):
+        specs.append(dict(config=name, pipeline=pipeline, data='291 set', sets=['t91', 'bsd200'],
+                          data_dir=args.data_dir, batch_size=args.batch_size,
+                          prefetch=args.prefetch, repeat=repeat,
+                          steps=args.old_steps if pipeline == 'old' else args.steps))
   counts = [int(n) for n in args.div2k_counts.split(',') if n]
   if counts:
     make_div2k_like(args.div2k_dir, max(counts))
@@ -209,7 +215,7 @@ def main(argv=None) -> int:
       return out.returncode
     row = json.loads(out.stdout.strip().splitlines()[-1])
     old = next((r for r in rows if r['config'] == row['config'] and r['pipeline'] == 'old'
-                and r['data'] == row['data']), None)
+                and r['data'] == row['data'] and r['repeat'] == row['repeat']), None)
     row['speedup'] = round(row['patches_per_s'] / old['patches_per_s'], 2) if old else None
     rows.append(row)
     print(' '.join(f'{k}={v}' for k, v in row.items()), flush=True)
@@ -221,16 +227,38 @@ def main(argv=None) -> int:
     print(f"| {r['data']} | {r['config']} | {r['pipeline']} | {r['images']} "
           f"({r['window_images']}) | {r['patches_per_s']:,} | {r['speedup'] or ''} | "
           f"{r['startup_s']} | {r['resident_mb']} | {r['peak_rss_mb']} |")
+  summary = summarise(rows) if args.repeats > 1 else []
+  if summary:
+    print(f'\nMedians of {args.repeats} interleaved repeats:\n')
+    print('| data | config | pipeline | patches/s (median) | × old (median) | × old per repeat |')
+    print('|---|---|---|---|---|---|')
+    for r in summary:
+      print(f"| {r['data']} | {r['config']} | {r['pipeline']} | {r['patches_per_s']:,} | "
+            f"{r['speedup'] or ''} | {', '.join(str(x) for x in r['speedups'])} |")
   if args.json_out:
     import jax
     record = {'machine': platform.processor() or platform.machine(),
               'cpu_model': _cpu_model(), 'cpus': os.cpu_count(),
               'devices': [str(d) for d in jax.devices()], 'batch_size': args.batch_size,
-              'rows': rows}
+              'repeats': args.repeats, 'rows': rows, 'summary': summary}
     with open(args.json_out + '.tmp', 'w') as f:
       json.dump(record, f, indent=2)
     os.replace(args.json_out + '.tmp', args.json_out)
   return 0
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+  """One row per (data, config, pipeline) over its repeats: the median rate,
+  the per-repeat speedups and their median."""
+  out = {}
+  for r in rows:
+    out.setdefault((r['data'], r['config'], r['pipeline']), []).append(r)
+  return [{'data': d, 'config': c, 'pipeline': p,
+           'patches_per_s': round(float(np.median([r['patches_per_s'] for r in rs]))),
+           'speedups': [r['speedup'] for r in rs if r['speedup'] is not None],
+           'speedup': (round(float(np.median([r['speedup'] for r in rs])), 2)
+                       if all(r['speedup'] is not None for r in rs) else None)}
+          for (d, c, p), rs in out.items()]
 
 
 def _cpu_model() -> str:
