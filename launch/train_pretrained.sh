@@ -69,7 +69,7 @@ case $stage in
         --config.train.init_from="$root/eeds_x2" --config.optim.lr=5e-4 \
         --config.train.steps=2000 --config.eval.every=1000 --config.checkpoint.every=1000
     done ;;
-  checks)  # what README's notes on the shipped weights cite (archived in docs/results/runs/pretrained_*)
+  checks)  # what README's notes on the shipped weights cite (archived in docs/results/runs/pretrained/)
     train fsrcnn_x3_patch11 --config=configs/fsrcnn.py:scale=3 --config.data.patch_size=11 \
       --config.train.steps=30000 --config.eval.every=3000 --config.checkpoint.every=3000  # stopped at 10,194
     for p in "17 56" "32 16"; do set -- $p
