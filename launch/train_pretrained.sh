@@ -67,7 +67,7 @@ case $stage in
     for s in 3 4; do
       train eeds_x$s --config=configs/eeds.py:regime=adam,scale=$s \
         --config.train.init_from="$root/eeds_x2" --config.optim.lr=5e-4 \
-        --config.train.steps=2000 --config.eval.every=1000 --config.checkpoint.every=1000
+        --config.train.steps=1000 --config.eval.every=500 --config.checkpoint.every=500
     done ;;
   checks)  # what README's notes on the shipped weights cite (archived in docs/results/runs/pretrained/)
     train fsrcnn_x3_patch11 --config=configs/fsrcnn.py:scale=3 --config.data.patch_size=11 \
