@@ -64,6 +64,10 @@ case $stage in
   eeds)
     train eeds_x2 --config=configs/eeds.py:regime=adam,scale=2 --config.train.steps=10000 \
       --config.eval.every=2000 --config.checkpoint.every=1000
+    # A second x2 phase (shipped as x2): the first ended 0.02 dB under 37.0 still rising.
+    train eeds_x2_long --config=configs/eeds.py:regime=adam,scale=2 \
+      --config.train.init_from="$root/eeds_x2" --config.optim.lr=2e-4 --config.train.steps=3000 \
+      --config.eval.every=500 --config.checkpoint.every=500
     for s in 3 4; do
       train eeds_x$s --config=configs/eeds.py:regime=adam,scale=$s \
         --config.train.init_from="$root/eeds_x2" --config.optim.lr=5e-4 \
