@@ -1,5 +1,7 @@
 """config.train.init_from: fine-tuning from a run or shipped weights."""
 
+import shutil
+
 import jax
 import numpy as np
 import pytest
@@ -89,7 +91,6 @@ def test_a_resumed_run_no_longer_needs_its_source(photo_dirs, tmp_path):
   c = tiny_config(photo_dirs, steps=2)
   c.train.init_from = str(tmp_path / 'source')
   train.train_and_evaluate(c, tmp_path / 'run', devices=jax.devices()[:1])
-  import shutil
   shutil.rmtree(tmp_path / 'source')
   c.train.steps = 4
   train.train_and_evaluate(c, tmp_path / 'run', devices=jax.devices()[:1])
