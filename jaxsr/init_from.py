@@ -13,6 +13,7 @@ only: a resumed run restores its own checkpoint.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from etils import epath
@@ -23,12 +24,40 @@ import numpy as np
 from jaxsr import config_checks
 
 
+RECORD_FILE = 'init_from.json'
+
+
 class InitFromError(config_checks.ConfigError):
   """`config.train.init_from` names nothing usable; the message says why."""
 
 
 def _is_path(spec: str) -> bool:
   return '/' in spec or spec.startswith('.') or epath.Path(spec).exists()
+
+
+def _shipped_name_scale(spec: str) -> tuple[str, float]:
+  from jaxsr import pretrained
+  name, sep, scale = spec.rpartition('_x')
+  try:
+    if not sep:
+      raise ValueError
+    return name, float(scale)
+  except ValueError:
+    raise InitFromError(f'config.train.init_from={spec!r}: expected shipped weights as '
+                        f'NAME_xSCALE (e.g. fsrcnn_x3; available: '
+                        f'{pretrained.describe_available()}) or a workdir path') from None
+
+
+def save_record(workdir: epath.Path, spec: str) -> None:
+  """Keeps the record of the shipped weights a run starts from in its workdir
+  (RECORD_FILE), so its export can chain their training into its own even
+  after new weights replace them; nothing for a run started from a workdir."""
+  from jaxsr import metric_writers
+  from jaxsr import pretrained
+  if spec and not _is_path(spec):
+    record = pretrained.read_meta(*_shipped_name_scale(spec))
+    metric_writers.write_whole(epath.Path(workdir) / RECORD_FILE,
+                               json.dumps(record, indent=2) + '\n')
 
 
 def load_source(spec: str) -> dict[str, Any]:
@@ -44,15 +73,7 @@ def load_source(spec: str) -> dict[str, Any]:
     except (OSError, ValueError, KeyError) as e:  # Orbax raises several types.
       raise InitFromError(f'{where}: not a jaxsr workdir or checkpoint ({e})') from None
   else:
-    name, sep, scale = spec.rpartition('_x')
-    try:
-      if not sep:
-        raise ValueError
-      scale = float(scale)
-    except ValueError:
-      raise InitFromError(f'{where}: expected shipped weights as NAME_xSCALE (e.g. '
-                          f'fsrcnn_x3; available: {pretrained.describe_available()}) '
-                          'or a workdir path') from None
+    name, scale = _shipped_name_scale(spec)
     try:
       _, variables = pretrained.load(name, scale)
     except (pretrained.PretrainedNotFoundError, pretrained.PretrainedFileError) as e:

@@ -392,6 +392,8 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
     history = metric_writers.trim_metrics(workdir, start) if is_chief else []
     if is_chief:
       _write_config(workdir, c, source.record)
+      if start == 0 and c.train.get('init_from'):
+        init_from.save_record(workdir, c.train.init_from)
     writer = metric_writers.MetricWriter(workdir, enabled=is_chief)
 
     def run_eval(step):

@@ -1,5 +1,6 @@
 """config.train.init_from: fine-tuning from a run or shipped weights."""
 
+import json
 import shutil
 
 import jax
@@ -95,3 +96,17 @@ def test_a_resumed_run_no_longer_needs_its_source(photo_dirs, tmp_path):
   c.train.steps = 4
   train.train_and_evaluate(c, tmp_path / 'run', devices=jax.devices()[:1])
   assert checkpointing.restore_params(tmp_path / 'run') is not None
+
+
+def test_weights_exported_from_shipped_weights_chain_their_training(photo_dirs, tmp_path):
+  c = _frozen(tiny_config(photo_dirs))
+  c.model.features = None  # the shipped ESPCN's
+  c.train.init_from = 'espcn_x2'
+  train.train_and_evaluate(c, tmp_path / 'run', devices=jax.devices()[:1])
+  shipped = pretrained.read_meta('espcn', 2)
+  # Exported over the very weights it started from: the record keeps theirs.
+  record = json.loads(pretrained.export(tmp_path / 'run', out_dir=tmp_path / 'out').read_text())
+  training = record['training']
+  assert training['init_from_weights']['sha256'] == shipped['sha256']
+  assert training['chain_train_time_s'] == pytest.approx(
+      training['train_time_s'] + shipped['training']['chain_train_time_s'])
