@@ -296,12 +296,16 @@ def _resolve_run_length(c: ml_collections.ConfigDict, source, device_count: int,
 
 
 def _write_config(workdir: epath.Path, config: ml_collections.ConfigDict,
-                  data: dict | None = None) -> None:
-  """The resolved config, and under 'resolved_data' what the training data
-  resolved to (TrainingSource.record: source, sets and sizes, fingerprint)."""
-  text = config.to_json_best_effort(indent=2)
+                  data: dict | None, devices: list[jax.Device]) -> None:
+  """The resolved config; under 'resolved_data' what the training data
+  resolved to (TrainingSource.record: source, sets and sizes, fingerprint) and
+  under 'resolved_devices' what it trains on (shipped weights' records say so)."""
+  extra = {'resolved_devices': {
+      'platform': devices[0].platform, 'device_kind': devices[0].device_kind,
+      'device_count': len(devices), 'process_count': jax.process_count()}}
   if data is not None:
-    text = json.dumps({**json.loads(text), 'resolved_data': data}, indent=2)
+    extra['resolved_data'] = data
+  text = json.dumps({**json.loads(config.to_json_best_effort()), **extra}, indent=2)
   metric_writers.write_whole(workdir / 'config.json', text)
 
 
@@ -391,7 +395,7 @@ def _train(c: ml_collections.ConfigDict, workdir: epath.Path, devices: list[jax.
     # The run starts: only now may it replace an earlier run's records.
     history = metric_writers.trim_metrics(workdir, start) if is_chief else []
     if is_chief:
-      _write_config(workdir, c, source.record)
+      _write_config(workdir, c, source.record, devices)
       if start == 0 and c.train.get('init_from'):
         init_from.save_record(workdir, c.train.init_from)
     writer = metric_writers.MetricWriter(workdir, enabled=is_chief)

@@ -110,3 +110,6 @@ def test_weights_exported_from_shipped_weights_chain_their_training(photo_dirs, 
   assert training['init_from_weights']['sha256'] == shipped['sha256']
   assert training['chain_train_time_s'] == pytest.approx(
       training['train_time_s'] + shipped['training']['chain_train_time_s'])
+  # And it says what trained it.
+  assert training['devices'] == {'platform': 'cpu', 'device_kind': jax.devices()[0].device_kind,
+                                 'device_count': 1, 'process_count': 1}

@@ -267,16 +267,18 @@ def _trained_scales(cfg: dict[str, Any]) -> list[float]:
 
 def _training_summary(workdir: pathlib.Path, cfg: dict[str, Any], depth: int = 0
                       ) -> dict[str, Any]:
-  """How a run was trained: its config's data, train and optim groups, its
-  last logged step and training time (metrics.jsonl), and, when it started
-  from another run (train.init_from), that run's summary under 'init_from_run'
-  and the time of the whole chain under 'chain_train_time_s'. A run started
-  from shipped weights has their record (init_from.RECORD_FILE, written when
-  it started) under 'init_from_weights', its time in the chain."""
+  """How a run was trained: its config's data, train and optim groups, the
+  devices it ran on, its last logged step and training time (metrics.jsonl),
+  and, when it started from another run (train.init_from), that run's summary
+  under 'init_from_run' and the time of the whole chain under
+  'chain_train_time_s'. A run started from shipped weights has their record
+  (init_from.RECORD_FILE, written when it started) under 'init_from_weights',
+  its time in the chain."""
   from jaxsr import init_from
   from jaxsr import metric_writers
   from jaxsr import runs
   out = {k: cfg.get(k, {}) for k in ('data', 'train', 'optim')}
+  out['devices'] = cfg.get('resolved_devices')  # None: the run predates the record
   out['last_step'], out['train_time_s'] = metric_writers.training_summary(
       metric_writers.read_metrics(workdir))
   out['chain_train_time_s'] = out['train_time_s']

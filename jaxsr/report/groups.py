@@ -43,7 +43,10 @@ NOT_COMPARED = frozenset({
     'checkpoint.use_async', 'checkpoint.keep', 'train.log_every',
     # Run-length records (jaxsr.epochs): train.steps and batch_size say it.
     'train.epochs', 'train.steps_from', 'train.patches_per_epoch', 'train.steps_per_epoch',
-    'train.per_device_batch_size'})
+    'train.per_device_batch_size',
+    # What a run trained on (data parallel gives the same losses).
+    'resolved_devices.platform', 'resolved_devices.device_kind',
+    'resolved_devices.device_count', 'resolved_devices.process_count'})
 
 SPREAD_RULE = ('|Δ| > 2·sqrt(s_a²/n_a + s_b²/n_b), s the sample standard deviation '
                'over seeds')
