@@ -33,8 +33,8 @@ import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 from configs import common
-from jaxsr import input_pipeline, train
-from jaxsr.datasets import sources
+from jaxsr import input_pipeline, train  # train: counted, as a run imports it
+from jaxsr.datasets import run_sets, sources
 if sys.argv[2] == 'tfds':
   import tensorflow_datasets  # counted in the imports, as a tfds run imports it
 t1 = time.time()
@@ -46,7 +46,7 @@ else:
   c.data.patch_size = 20
 c.data.data_dir, c.data.source, c.data.sampler = data_dir, source, 'host'
 c.train.batch_size = 64
-sets = train._resolve_train_sets(c)
+sets = run_sets.train_sets(c)
 src = sources.open_training_source(c, sets)
 t2 = time.time()
 sharding = NamedSharding(Mesh(np.asarray(jax.devices()[:1]), ('data',)), P('data'))

@@ -14,6 +14,7 @@ from jaxsr import metric_writers
 from jaxsr import prepare
 from jaxsr import train
 from jaxsr.datasets import prepared
+from jaxsr.datasets import run_sets
 from jaxsr.datasets import sources
 from jaxsr.datasets import tfds_pairs
 from jaxsr.datasets import training_source
@@ -115,7 +116,7 @@ def test_source_tfds_without_prepared_data_names_the_command(roots):
   c.data.train = 'auto'
   with pytest.raises(datasets.DatasetError, match=r'^config.data.source=tfds: .* holds no '
                      r'prepared pairs of t91, bsd200 .*--sets=t91,bsd200 --scales=2,3'):
-    train._resolve_train_sets(c)
+    run_sets.train_sets(c)
   c.data.source, c.data.scales = 'tfdss', ()
   with pytest.raises(config_checks.ConfigError, match=r"config.data.source='tfdss'"):
     config_checks.validate(c, 1)
@@ -154,14 +155,14 @@ def test_no_silent_fallback_to_the_embedded_photos(tmp_path, monkeypatch):
   monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))  # an empty default data root
   c = common.base_config('espcn', scale=2)
   with pytest.raises(datasets.DatasetError, match='config.data.train=embedded'):
-    train._resolve_train_sets(c)
+    run_sets.train_sets(c)
   with pytest.raises(datasets.DatasetError, match='config.eval.sets=embedded_test'):
-    train._resolve_eval_sets(c)
+    run_sets.eval_sets(c)
   c.data.train = 'embedded'
-  assert train._resolve_train_sets(c) == ['embedded_train']
-  assert train._resolve_eval_sets(c) == ['embedded_test']
+  assert run_sets.train_sets(c) == ['embedded_train']
+  assert run_sets.eval_sets(c) == ['embedded_test']
   quick = common.runlocal(common.base_config('espcn', scale=2), on_bicubic=False)
-  assert train._resolve_train_sets(quick) == ['embedded_train']
+  assert run_sets.train_sets(quick) == ['embedded_train']
 
 
 def test_prepare_to_gcs_and_read_back(roots, gcs_workdir, tmp_path, monkeypatch):
@@ -251,4 +252,4 @@ def test_evaluation_reads_prepared_hr_sets(photo_dirs, tmp_path):
   assert ev.image_set.loaders and ev.bicubic()
   c = common.base_config('espcn', scale=2)
   c.data.data_dir = str(out)
-  assert train._resolve_eval_sets(c) == ['set5']
+  assert run_sets.eval_sets(c) == ['set5']
