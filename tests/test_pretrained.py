@@ -149,6 +149,10 @@ def test_list_shows_name_scale_size_score_and_status(capsys):
   row = next(line.split() for line in lines if line.split()[:2] == ['eeds', 'x2'])
   assert row[2] == 'Y' and row[3] == f"{shipped['parameters']:,}"
   assert row[4:6] == ['1.02', 'MB'] and row[6:9] == [f'{psnr:.2f}', '/', f'{ssim:.4f}']
+  # Two phases: 10,000 steps from scratch, then 3,000 from them.
+  minutes = (shipped['training']['train_time_s']
+             + shipped['training']['init_from_run']['train_time_s']) / 60
+  assert row[9:13] == ['13,000', 'steps,', f'{minutes:.0f}', 'min']
   assert row[-1] == 'ok'
 
 

@@ -260,6 +260,17 @@ def export(source: str | os.PathLike, name: str | None = None,
   return stem.with_suffix('.json')
 
 
+def training_chain(meta: dict[str, Any]) -> list[dict[str, Any]]:
+  """The training summaries in a record: its run's, then the run or shipped
+  weights it started from, and so on back to a run from scratch."""
+  chain, training = [], meta.get('training') or {}
+  while training:
+    chain.append(training)
+    training = (training.get('init_from_run')
+                or (training.get('init_from_weights') or {}).get('training') or {})
+  return chain
+
+
 def _trained_scales(cfg: dict[str, Any]) -> list[float]:
   """The scales a run trained on together (data.scales), which its weights serve."""
   return sorted(float(s) for s in cfg.get('data', {}).get('scales') or [])

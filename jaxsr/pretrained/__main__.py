@@ -41,7 +41,7 @@ _OUT_DIR = flags.DEFINE_string('out_dir', None, 'export: the folder to write (de
 
 _EXPORT_FLAGS = (_WORKDIR, _CHECKPOINT, _NAME, _MODEL, _SCALE, _CHANNELS, _SCORES, _OUT_DIR)
 _COLUMNS = ('name', 'scale', 'channels', 'parameters', 'size', 'Set5 PSNR / SSIM (Y)',
-            'weights')
+            'trained (whole chain)', 'weights')
 
 
 def _set5(meta: dict) -> str:
@@ -50,13 +50,25 @@ def _set5(meta: dict) -> str:
   return f"{got['psnr_y']:.2f} / {got['ssim_y']:.4f}" if got else 'n/a'
 
 
+def _trained(meta: dict) -> str:
+  """'13,000 steps, 107 min (cpu)': every run of the chain; the devices where
+  the records say (they do since resolved_devices)."""
+  chain = pretrained.training_chain(meta)
+  if not chain:
+    return '-'
+  steps = sum(t.get('last_step') or 0 for t in chain)
+  minutes = sum(t.get('train_time_s') or 0 for t in chain) / 60
+  platforms = sorted({(t.get('devices') or {}).get('platform') for t in chain} - {None})
+  return f'{steps:,} steps, {minutes:.0f} min' + (f' ({"/".join(platforms)})' if platforms else '')
+
+
 def _row(record, meta: dict) -> tuple[str, ...]:
   blob = pretrained.weights_file(_DIR.value, record)
   size = f'{len(blob.read_bytes()) / 1e6:.2f} MB' if blob.is_file() else '-'
   return (meta['name'], ','.join(f'x{s:g}' for s in pretrained.record_scales(meta)),
           {1: 'Y', 3: 'RGB'}.get(int(meta['channels']), str(meta['channels'])),
           f"{meta['parameters']:,}" if 'parameters' in meta else '?', size, _set5(meta),
-          pretrained.weights_status(_DIR.value, record, meta))
+          _trained(meta), pretrained.weights_status(_DIR.value, record, meta))
 
 
 def _list() -> int:
