@@ -8,9 +8,9 @@
 # 291 set, then x2 and x4 fine-tuned from it with config.train.init_from
 # (FSRCNN's transfer of the layers shared across scales; ESPCN's output layer
 # and nothing else starts fresh). VDSR is one network for x2, x3 and x4 (the
-# paper's), EEDS x2 in two phases, both in the Adam regime (`regime=adam`). Runs
-# resume when rerun. `export NAME RUN` scores the run WORKDIR_ROOT/RUN at its
-# scales on Set5/Set14/B100 (whole images) into
+# paper's), EEDS x2/x3/x4 in two phases each, both in the Adam regime
+# (`regime=adam`). Runs resume when rerun. `export NAME RUN` scores the run
+# WORKDIR_ROOT/RUN at its scales on Set5/Set14/B100 (whole images) into
 # benchmarks/results/pretrained_<RUN>.json and ships it under NAME with them.
 set -euo pipefail
 stage=${1:?usage: train_pretrained.sh srcnn|espcn|fsrcnn|vdsr|eeds|export [...]}
@@ -68,7 +68,22 @@ case $stage in
     train eeds_x2_long --config=configs/eeds.py:regime=adam,scale=2 \
       --config.train.init_from="$root/eeds_x2" --config.optim.lr=2e-4 --config.train.steps=3000 \
       --config.eval.every=500 --config.checkpoint.every=500
-    ;;  # x3/x4: the earlier weights (see `checks`)
+    # x3/x4: the earlier recipe (3,000 steps, Adam 1e-3 constant, LR patches
+    # 16²), then a second phase from it at lr 5e-4, cosine. The shipped x3/x4
+    # ran that phase from the earlier shipped files, which this recipe made
+    # (their records are under training.init_from_weights in the new ones).
+    for s in 3 4; do
+      train eeds_x${s}_first --config=configs/eeds.py:regime=adam,scale=$s \
+        --config.data.patch_size=16 --config.optim.schedule.name=constant \
+        --config.train.steps=3000 --config.eval.every=1000 --config.checkpoint.every=1000
+    done
+    train eeds_x3_cont --config=configs/eeds.py:regime=adam,scale=3 \
+      --config.train.init_from="$root/eeds_x3_first" --config.optim.lr=5e-4 \
+      --config.train.steps=2000 --config.eval.every=500 --config.checkpoint.every=500
+    train eeds_x4_cont --config=configs/eeds.py:regime=adam,scale=4 \
+      --config.train.init_from="$root/eeds_x4_first" --config.optim.lr=5e-4 \
+      --config.train.steps=3000 --config.eval.every=500 --config.checkpoint.every=500
+    ;;
   checks)  # what README's notes on the shipped weights cite (archived in docs/results/runs/pretrained/)
     train fsrcnn_x3_patch11 --config=configs/fsrcnn.py:scale=3 --config.data.patch_size=11 \
       --config.train.steps=30000 --config.eval.every=3000 --config.checkpoint.every=3000  # stopped at 10,194
