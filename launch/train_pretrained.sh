@@ -44,6 +44,15 @@ case $stage in
       train espcn_x$s --config=configs/espcn.py:scale=$s --config.train.init_from="$root/espcn_x3_long" \
         --config.optim.lr=5e-4 --config.train.steps=8000 --config.eval.every=2000 \
         --config.checkpoint.every=2000
+    done
+    # One more phase of each scale at lr 3e-4 (shipped: x3_p3, x2_p2, x4_p2).
+    train espcn_x3_p3 --config=configs/espcn.py:scale=3 --config.train.init_from="$root/espcn_x3_long" \
+      --config.train.batch_size=16 --config.optim.lr=3e-4 --config.train.steps=40000 \
+      --config.eval.every=10000 --config.checkpoint.every=5000
+    for s in 2 4; do
+      train espcn_x${s}_p2 --config=configs/espcn.py:scale=$s --config.train.init_from="$root/espcn_x$s" \
+        --config.optim.lr=3e-4 --config.train.steps=16000 --config.eval.every=4000 \
+        --config.checkpoint.every=4000
     done ;;
   fsrcnn)
     # LR patches of 24, not the paper's 7: with SAME padding every output pixel
