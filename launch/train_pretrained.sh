@@ -66,6 +66,13 @@ case $stage in
         --config.train.batch_size=32 --config.train.init_from="$root/fsrcnn_x3" \
         --config.optim.lr=5e-4 --config.train.steps=6000 --config.eval.every=2000 \
         --config.checkpoint.every=2000
+    done
+    # A second phase of x2 and x4 at lr 3e-4 (shipped: x2_p2, x4_p2).
+    for s in 2 4; do
+      train fsrcnn_x${s}_p2 --config=configs/fsrcnn.py:scale=$s --config.data.patch_size=$((72 / s)) \
+        --config.train.batch_size=32 --config.train.init_from="$root/fsrcnn_x$s" \
+        --config.optim.lr=3e-4 --config.train.steps=$((4000 * s)) --config.eval.every=$((1000 * s)) \
+        --config.checkpoint.every=$((1000 * s))
     done ;;
   vdsr)
     train vdsr_x2-3-4 --config=configs/vdsr.py:regime=adam --config.train.steps=4000 \
