@@ -50,7 +50,7 @@ def markdown() -> str:
   header = ' | '.join(f'{s} PSNR / SSIM | paper (gap)' for s in SETS)
   lines = [f'| model | scale | {header} |', '|---|---|' + '---|---|' * len(SETS)]
   for name, scale in pretrained.available():
-    meta = pretrained._read_meta(None, name, scale)
+    meta = pretrained.read_meta(name, scale)
     key = evaluators.scale_key(scale)
     paper = PAPER.get((name, scale), {})
     cells = [_cell(meta['scores'].get(s, {}).get(key), paper.get(s)) for s in SETS]

@@ -32,6 +32,15 @@ case $stage in
         --config.train.init_from="$root/srcnn_955_x3" --config.train.batch_size=32 \
         --config.optim.lr=3e-4 --config.optim.schedule.name=cosine \
         --config.train.steps=3000 --config.eval.every=1000 --config.checkpoint.every=1000
+    done
+    # x2 (shipped: x2_p3): two more phases at lr 2e-4, each from the last.
+    prev=srcnn_955_x2
+    for phase in p2:5000 p3:6000; do
+      train srcnn_955_x2_${phase%:*} --config=configs/srcnn.py:variant=955,scale=2 \
+        --config.train.init_from="$root/$prev" --config.train.batch_size=32 \
+        --config.optim.lr=2e-4 --config.optim.schedule.name=cosine \
+        --config.train.steps=${phase#*:} --config.eval.every=1000 --config.checkpoint.every=1000
+      prev=srcnn_955_x2_${phase%:*}
     done ;;
   espcn)
     train espcn_x3 --config=configs/espcn.py:scale=3 --config.train.steps=40000 \

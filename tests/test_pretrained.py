@@ -223,3 +223,11 @@ def test_commands_keep_working_from_the_shell():
   with warnings.catch_warnings():
     warnings.simplefilter('error')  # the shipped records carry their checksum
     pretrained.load('eeds', 2)
+
+
+def test_the_readme_table_shows_every_shipped_record(monkeypatch):
+  monkeypatch.syspath_prepend(str(REPO_ROOT / 'benchmarks'))
+  import pretrained_table
+  readme = (REPO_ROOT / 'README.md').read_text()
+  section = readme.split('<!-- pretrained:start -->\n')[1].split('\n<!-- pretrained:end -->')[0]
+  assert section.strip() == pretrained_table.markdown().strip()  # regenerated
