@@ -24,9 +24,6 @@ import numpy as np
 from jaxsr import config_checks
 
 
-RECORD_FILE = 'init_from.json'
-
-
 class InitFromError(config_checks.ConfigError):
   """`config.train.init_from` names nothing usable; the message says why."""
 
@@ -50,13 +47,14 @@ def _shipped_name_scale(spec: str) -> tuple[str, float]:
 
 def save_record(workdir: epath.Path, spec: str) -> None:
   """Keeps the record of the shipped weights a run starts from in its workdir
-  (RECORD_FILE), so its export can chain their training into its own even
-  after new weights replace them; nothing for a run started from a workdir."""
+  (pretrained.INIT_FROM_RECORD), so its export can chain their training into
+  its own even after new weights replace them; nothing for a run started from
+  a workdir."""
   from jaxsr import metric_writers
   from jaxsr import pretrained
   if spec and not _is_path(spec):
     record = pretrained.read_meta(*_shipped_name_scale(spec))
-    metric_writers.write_whole(epath.Path(workdir) / RECORD_FILE,
+    metric_writers.write_whole(epath.Path(workdir) / pretrained.INIT_FROM_RECORD,
                                json.dumps(record, indent=2) + '\n')
 
 

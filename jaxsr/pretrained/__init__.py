@@ -93,6 +93,10 @@ def _find(directory, name: str, scale: float):
   return None
 
 
+# Where a run started from shipped weights keeps their record (jaxsr.init_from).
+INIT_FROM_RECORD = 'init_from.json'
+
+
 def read_meta(name: str, scale: float, directory: str | os.PathLike | None = None
               ) -> dict[str, Any] | None:
   """The JSON record of shipped weights `<name>_x<scale>`; None when none are."""
@@ -283,9 +287,8 @@ def _training_summary(workdir: pathlib.Path, cfg: dict[str, Any], depth: int = 0
   and, when it started from another run (train.init_from), that run's summary
   under 'init_from_run' and the time of the whole chain under
   'chain_train_time_s'. A run started from shipped weights has their record
-  (init_from.RECORD_FILE, written when it started) under 'init_from_weights',
+  (INIT_FROM_RECORD, written when it started) under 'init_from_weights',
   its time in the chain."""
-  from jaxsr import init_from
   from jaxsr import metric_writers
   from jaxsr import runs
   out = {k: cfg.get(k, {}) for k in ('data', 'train', 'optim')}
@@ -299,8 +302,8 @@ def _training_summary(workdir: pathlib.Path, cfg: dict[str, Any], depth: int = 0
                                              runs.read_config(parent), depth + 1)
     out['chain_train_time_s'] = (out['train_time_s'] or 0) + (
         out['init_from_run']['chain_train_time_s'] or 0)
-  elif parent and (workdir / init_from.RECORD_FILE).is_file():
-    weights = json.loads((workdir / init_from.RECORD_FILE).read_text())
+  elif parent and (workdir / INIT_FROM_RECORD).is_file():
+    weights = json.loads((workdir / INIT_FROM_RECORD).read_text())
     out['init_from_weights'] = weights
     before = weights.get('training', {})
     out['chain_train_time_s'] = (out['train_time_s'] or 0) + (
