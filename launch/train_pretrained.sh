@@ -125,8 +125,8 @@ case $stage in
         --config.train.batch_size=$2 --config.optim.lr=3e-4 --config.train.steps=3000 \
         --config.eval.every=1500 --config.checkpoint.every=3000
     done
-    # EEDS x3 fine-tuned from x2 (the x4 run was not started): Set5 32.05 after
-    # 1,000 steps, under the shipped 3,000-step x3 (32.51), so x3/x4 were not replaced.
+    # EEDS x3 fine-tuned from x2: Set5 32.05 after 1,000 steps, under the
+    # earlier 3,000-step x3 (32.51), which the shipped x3 continues instead (eeds).
     train eeds_x3 --config=configs/eeds.py:regime=adam,scale=3 \
       --config.train.init_from="$root/eeds_x2" --config.optim.lr=5e-4 \
       --config.train.steps=1000 --config.eval.every=500 --config.checkpoint.every=500 ;;

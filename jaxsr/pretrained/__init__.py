@@ -275,6 +275,11 @@ def training_chain(meta: dict[str, Any]) -> list[dict[str, Any]]:
   return chain
 
 
+def chain_train_time_s(meta: dict[str, Any]) -> float:
+  """Seconds of training of every run in a record's chain."""
+  return sum(t.get('train_time_s') or 0 for t in training_chain(meta))
+
+
 def _trained_scales(cfg: dict[str, Any]) -> list[float]:
   """The scales a run trained on together (data.scales), which its weights serve."""
   return sorted(float(s) for s in cfg.get('data', {}).get('scales') or [])
@@ -300,12 +305,8 @@ def _training_summary(workdir: pathlib.Path, cfg: dict[str, Any], depth: int = 0
   if depth < 8 and parent and (pathlib.Path(parent) / 'config.json').is_file():
     out['init_from_run'] = _training_summary(pathlib.Path(parent),
                                              runs.read_config(parent), depth + 1)
-    out['chain_train_time_s'] = (out['train_time_s'] or 0) + (
-        out['init_from_run']['chain_train_time_s'] or 0)
   elif parent and (workdir / INIT_FROM_RECORD).is_file():
-    weights = json.loads((workdir / INIT_FROM_RECORD).read_text())
-    out['init_from_weights'] = weights
-    before = weights.get('training', {})
-    out['chain_train_time_s'] = (out['train_time_s'] or 0) + (
-        before.get('chain_train_time_s') or before.get('train_time_s') or 0)
+    out['init_from_weights'] = json.loads((workdir / INIT_FROM_RECORD).read_text())
+  if 'init_from_run' in out or 'init_from_weights' in out:
+    out['chain_train_time_s'] = chain_train_time_s({'training': out})
   return out

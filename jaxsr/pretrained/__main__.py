@@ -57,7 +57,7 @@ def _trained(meta: dict) -> str:
   if not chain:
     return '-'
   steps = sum(t.get('last_step') or 0 for t in chain)
-  minutes = sum(t.get('train_time_s') or 0 for t in chain) / 60
+  minutes = pretrained.chain_train_time_s(meta) / 60
   platforms = sorted({(t.get('devices') or {}).get('platform') for t in chain} - {None})
   return f'{steps:,} steps, {minutes:.0f} min' + (f' ({"/".join(platforms)})' if platforms else '')
 
