@@ -298,3 +298,29 @@ def test_scale030_reevaluate_recomputes_the_cached_output(runs, tmp_path):
   for name in ('scale030.json', 'scale030.png'):
     assert ((tmp_path / 'again' / name).read_bytes() ==
             (tmp_path / 'first' / name).read_bytes()), name
+
+
+def test_a_run_without_checkpoint_left_out_of_the_figure_names_its_cached_image(
+    runs, tmp_path, capsys):
+  """An archived run's panels are of the image it was reported on; on another
+  image it is left out with a line naming the image its panels are of."""
+  report.write_report([runs['ees_x3']], tmp_path / 'first', [SET], archive=tmp_path / 'archive')
+  (cached,) = {p.stem.rsplit('-', 2)[0]
+               for p in (tmp_path / 'archive' / 'ees_x3' / 'report_cache').glob('*.png')}
+  other = tmp_path / 'other.png'
+  Image.fromarray(skimage.data.astronaut()[:96, :96]).save(other)
+  capsys.readouterr()
+  report.write_report([tmp_path / 'archive' / 'ees_x3'], tmp_path / 'out', [SET],
+                      image=str(other))
+  err = capsys.readouterr().err
+  assert f'no checkpoint in {tmp_path / "archive" / "ees_x3"} to draw other; its cached ' \
+         f'panels are of {cached}' in err, err
+
+
+def test_the_figure_image_falls_back_to_the_embedded_photo_with_a_warning(tmp_path, capsys):
+  from jaxsr.report import figures
+  name, hr = figures.load_image(None, ['set5'], str(tmp_path))
+  assert hr.ndim == 3
+  err = capsys.readouterr().err
+  assert f'figures: no set5 under the data root ({tmp_path}); they show the embedded ' \
+         f'held-out photo {name} instead' in err, err

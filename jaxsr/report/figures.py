@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import pathlib
 import sys
 from typing import Callable, Sequence
@@ -162,6 +163,10 @@ def load_image(image: str | None, sets: Sequence[str],
       image_set = datasets.get_dataset(name, data_dir)
       names = list(image_set.image_names)
       i = names.index('butterfly') if 'butterfly' in names else 0
+      if name not in sets:
+        root = data_dir or os.environ.get(datasets.ENV_VAR) or 'unset'
+        _warn(f'figures: no {",".join(sets)} under the data root ({root}); they show '
+              f'the embedded held-out photo {names[i]} instead')
       return names[i], image_set.load(i)
   raise ValueError('no image for the figures')
 
@@ -316,7 +321,11 @@ def comparison_figure(groups: Sequence, path: pathlib.Path, *,
       label = group.label + (f' (seed {group.seeds[0]} of {group.n})' if group.n > 1
                              else '')
       if result is None:
-        _warn(f'{group.label} left out of {path.name}: no checkpoint in {run.workdir}')
+        cached = sorted({p.stem.rsplit('-', 2)[0]
+                         for p in (run.workdir / 'report_cache').glob('*.png')})
+        why = (f' to draw {name}; its cached panels are of {", ".join(cached)}'
+               if cached else '')
+        _warn(f'{group.label} left out of {path.name}: no checkpoint in {run.workdir}{why}')
       else:
         panels.append((caption(label, result[1]), result[0]))
     blocks.append((f'×{scale:g}', panels))
