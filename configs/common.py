@@ -117,6 +117,9 @@ def base_config(model: str, *, scale: float = 2, channels: int = 1
       'name': 'adam', 'lr': 1e-3, 'momentum': 0.9, 'nesterov': False,
       'b1': 0.9, 'b2': 0.999, 'weight_decay': 0.0,
       'grad_clip_norm': 0.0, 'grad_clip_theta': 0.0,
+      # Per-layer learning rates, 'MODULE=FACTOR,...' (SRCNN's last layer and
+      # FSRCNN's deconvolution at 0.1 in their papers); '' none.
+      'lr_multipliers': '',
       # step decay every every_steps, or every every_epochs (steps win);
       # warmup likewise.
       'schedule': ml_collections.ConfigDict(

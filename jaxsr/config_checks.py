@@ -15,6 +15,7 @@ import sys
 from typing import Sequence
 
 from absl import flags
+import jax
 import ml_collections
 from ml_collections import config_flags
 
@@ -78,15 +79,31 @@ def validate(c: ml_collections.ConfigDict, device_count: int) -> None:
     raise ConfigError(f'config.optim.schedule.name={c.optim.schedule.name!r}; '
                       f'valid: {optim.SCHEDULES}')
   try:
+    multipliers = optim.parse_lr_multipliers(c.optim.get('lr_multipliers', ''))
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  try:
     model = models.from_config(c.model)
     _check_field_types(c.model, model)
     # Tracing (not compiling) init surfaces bad field values such as an
     # unknown upsampling mode.
-    models.abstract_variables(model)
+    variables = models.abstract_variables(model)
   except ConfigError:
     raise
   except (ValueError, TypeError) as e:
     raise ConfigError(f'config.model: {e}') from None
+  _check_lr_multipliers(multipliers, variables, c.model.name)
+
+
+def _check_lr_multipliers(multipliers: dict[str, float], variables, model_name: str) -> None:
+  modules = {name for path, _ in jax.tree_util.tree_leaves_with_path(variables)
+             for name in optim.module_names(path)}
+  unknown = [name for name in multipliers if name not in modules]
+  if unknown:
+    top = sorted({optim.module_names(path)[1] for path, _ in
+                  jax.tree_util.tree_leaves_with_path(variables)})
+    raise ConfigError(f'config.optim.lr_multipliers: {model_name} has no module '
+                      f'{", ".join(unknown)}; its layers: {", ".join(top)}')
 
 
 def _check_field_types(group: ml_collections.ConfigDict, model) -> None:

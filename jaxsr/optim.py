@@ -63,6 +63,47 @@ def clip_by_value_over_lr(theta: float, schedule: optax.Schedule
   return optax.GradientTransformation(init_fn, update_fn)
 
 
+def parse_lr_multipliers(spec: str) -> dict[str, float]:
+  """'deconv=0.1,conv3=0.1' -> {'deconv': 0.1, 'conv3': 0.1}: per-layer learning rates.
+
+  Each name is a module of the model (a component of a parameter's path), as
+  Caffe's lr_mult: SRCNN trains its last layer and FSRCNN its deconvolution
+  at a tenth of the learning rate.
+  """
+  out = {}
+  for item in filter(None, (part.strip() for part in (spec or '').split(','))):
+    name, _, value = item.partition('=')
+    try:
+      factor = float(value)
+    except ValueError:
+      factor = -1.0
+    if not name or factor < 0:
+      raise ValueError(f'config.optim.lr_multipliers={spec!r}: expected MODULE=FACTOR '
+                       f'pairs like deconv=0.1, FACTOR >= 0; got {item!r}')
+    out[name.strip()] = factor
+  return out
+
+
+def module_names(path) -> list[str]:
+  return [str(getattr(entry, 'key', entry)) for entry in path]
+
+
+def scale_by_module(multipliers: dict[str, float]) -> optax.GradientTransformation:
+  """Multiplies each parameter's update by the factor of the first module in
+  `multipliers` on its path (1 for the others): per-layer learning rates."""
+  factors = sorted(set(multipliers.values()))
+
+  def label(params):
+    def one(path, _):
+      hits = [multipliers[n] for n in module_names(path) if n in multipliers]
+      return f'factor{factors.index(hits[0])}' if hits else 'unscaled'
+    return jax.tree_util.tree_map_with_path(one, params)
+
+  transforms = {f'factor{i}': optax.scale(f) for i, f in enumerate(factors)}
+  transforms['unscaled'] = optax.identity()
+  return optax.multi_transform(transforms, label)
+
+
 def _decay_mask(params: Any) -> Any:
   """Weight decay on convolution kernels only: not on biases, nor on PReLU slopes."""
   return jax.tree_util.tree_map_with_path(
@@ -92,4 +133,7 @@ def build_optimizer(cfg: ml_collections.ConfigDict, total_steps: int
                              weight_decay=wd, mask=_decay_mask))
   else:
     raise ValueError(f'config.optim.name={cfg.name!r}; valid: {OPTIMIZERS}')
+  multipliers = parse_lr_multipliers(cfg.get('lr_multipliers', ''))
+  if multipliers:
+    parts.append(scale_by_module(multipliers))
   return optax.chain(*parts), schedule

@@ -113,3 +113,43 @@ def test_weight_decay_on_kernels_only(name):
   np.testing.assert_allclose(u['conv']['kernel'], -0.1 * 2.0, rtol=1e-6)
   np.testing.assert_array_equal(u['conv']['bias'], 0.0)
   np.testing.assert_array_equal(u['prelu']['slope'], 0.0)
+
+
+@pytest.mark.parametrize('name', ['sgd', 'adam'])
+def test_lr_multipliers_scale_the_updates_of_the_named_modules(name):
+  """Per-layer learning rates (Caffe's lr_mult): FSRCNN's deconvolution at 0.1."""
+  params = {'params': {'extract': {'kernel': jnp.ones((2,)), 'bias': jnp.ones((2,))},
+                       'deconv': {'kernel': jnp.ones((2,)), 'bias': jnp.ones((2,))}}}
+  grads = jax.tree.map(lambda p: jnp.array([0.5, -2.0]), params)
+  plain = run_updates(optim_config(name=name, lr=0.01, momentum=0.9), grads, params, 3)
+  scaled = run_updates(optim_config(name=name, lr=0.01, momentum=0.9,
+                                    lr_multipliers='deconv=0.1'), grads, params, 3)
+  for a, b in zip(plain, scaled):
+    np.testing.assert_allclose(b['params']['extract']['kernel'], a['params']['extract']['kernel'])
+    np.testing.assert_allclose(b['params']['deconv']['kernel'],
+                               0.1 * a['params']['deconv']['kernel'], rtol=1e-6)
+    np.testing.assert_allclose(b['params']['deconv']['bias'],
+                               0.1 * a['params']['deconv']['bias'], rtol=1e-6)
+    assert float(jnp.abs(a['params']['deconv']['kernel']).min()) > 0
+
+
+@pytest.mark.parametrize('spec,message', [
+    ('deconv', r"config.optim.lr_multipliers='deconv': expected MODULE=FACTOR"),
+    ('deconv=-1', 'FACTOR >= 0'),
+    ('deconv=x', 'expected MODULE=FACTOR'),
+])
+def test_bad_lr_multipliers_name_the_setting(spec, message):
+  with pytest.raises(ValueError, match=message):
+    optim.parse_lr_multipliers(spec)
+
+
+def test_lr_multipliers_must_name_modules_of_the_model():
+  from configs import fsrcnn
+  from jaxsr import config_checks
+  c = fsrcnn.get_config('scale=3')
+  c.optim.lr_multipliers = 'deconv=0.1,map0=0.5'
+  config_checks.validate(c, 1)
+  c.optim.lr_multipliers = 'decon=0.1'
+  with pytest.raises(config_checks.ConfigError,
+                     match='fsrcnn has no module decon; its layers: deconv, expand'):
+    config_checks.validate(c, 1)

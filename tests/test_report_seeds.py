@@ -168,3 +168,24 @@ def test_two_labels_for_one_group_are_refused(seed_runs):
   names = {seed_runs[0].name: 'A', seed_runs[1].name: 'B'}
   with pytest.raises(ValueError, match='two labels to the group'):
     report_groups.group_runs([jaxsr_runs.load_run(w) for w in seed_runs], names)
+
+
+def test_a_run_from_before_lr_multipliers_groups_with_one_at_its_default(seed_runs, tmp_path):
+  """Runs recorded before config.optim.lr_multipliers existed trained without
+  them: one group with a run at the default '', apart from one that sets them."""
+  olds = []
+  for i, multipliers in enumerate([None, 'shallow=0.1']):
+    copy = tmp_path / f'ees_seed{i + 7}'
+    shutil.copytree(seed_runs[1], copy)
+    config = json.loads((copy / 'config.json').read_text())
+    assert config['optim']['lr_multipliers'] == ''
+    config['train']['seed'] = i + 7
+    if multipliers is None:
+      del config['optim']['lr_multipliers']
+    else:
+      config['optim']['lr_multipliers'] = multipliers
+    (copy / 'config.json').write_text(json.dumps(config))
+    olds.append(copy)
+  groups = report_groups.group_runs([jaxsr_runs.load_run(w) for w in [seed_runs[0], *olds]])
+  assert [g.n for g in groups] == [2, 1]
+  assert groups[1].label.endswith('optim.lr_multipliers=shallow=0.1'), groups[1].label

@@ -124,8 +124,13 @@ class Group:
     return [run.config.get('train', {}).get('seed', 0) for run in self.runs]
 
 
+# Keys newer than some runs, at the value that runs without them trained with.
+ADDED_KEYS_DEFAULTS = {'optim.lr_multipliers': ''}
+
+
 def _compared(run: jaxsr_runs.Run) -> dict[str, Any]:
-  return {k: v for k, v in flat_config(run.config).items() if k not in NOT_COMPARED}
+  return {k: v for k, v in flat_config(run.config).items()
+          if k not in NOT_COMPARED and ADDED_KEYS_DEFAULTS.get(k, object()) != v}
 
 
 def group_runs(runs: Sequence[jaxsr_runs.Run],
