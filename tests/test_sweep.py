@@ -7,6 +7,7 @@ import sys
 import textwrap
 import time
 
+import jax
 import pytest
 
 from configs import common
@@ -32,7 +33,11 @@ sweep = _load_launcher()
 def run_sweep(*args: str) -> int:
   """launch/sweep.py's main with these command-line arguments, as app.run calls it."""
   sweep.flags.FLAGS.unparse_flags()
-  return sweep.main(sweep.flags.FLAGS(['sweep.py', *args]))
+  platforms = jax.config.jax_platforms
+  try:
+    return sweep.main(sweep.flags.FLAGS(['sweep.py', *args]))
+  finally:  # main keeps its process on the CPU; the tests' process is not its
+    jax.config.update('jax_platforms', platforms)
 
 
 def printed_commands(capsys, *args: str) -> list[str]:
