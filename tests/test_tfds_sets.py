@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from jaxsr import image_io
-from jaxsr.datasets import DatasetError, get_dataset, tfds_sets
+from jaxsr.datasets import DatasetError, get_dataset, tfds_div2k, tfds_records, tfds_sets
 
 _LOOPBACK = ('127.0.0.1', '::1', 'localhost')
 
@@ -204,9 +204,9 @@ def test_div2k_catalog_builder_prepares_without_tensorflow(tmp_path, monkeypatch
   }
   monkeypatch.setattr(tfds.download.DownloadManager, 'download',
                       lambda self, urls: {k: fake_downloads[k] for k in urls})
-  monkeypatch.setattr(tfds_sets, '_check_reachable', lambda *args: None)
+  monkeypatch.setattr(tfds_records, 'check_reachable', lambda *args: None)
   data_dir = tmp_path / 'tfds'
-  image_set = tfds_sets.load_div2k('validation', 'bicubic_x2', data_dir=data_dir)
+  image_set = tfds_div2k.load_div2k('validation', 'bicubic_x2', data_dir=data_dir)
   assert (data_dir / 'div2k' / 'bicubic_x2' / '2.0.0' / 'dataset_info.json').exists()
   assert image_set.name == 'div2k_validation'
   assert len(image_set) == 2
@@ -214,10 +214,10 @@ def test_div2k_catalog_builder_prepares_without_tensorflow(tmp_path, monkeypatch
   by_shape = {v.shape: v for v in hr.values()}
   for image in image_set:
     np.testing.assert_array_equal(image, by_shape[image.shape])
-  lr_set = tfds_sets.load_div2k('validation', 'bicubic_x2', data_dir=data_dir,
+  lr_set = tfds_div2k.load_div2k('validation', 'bicubic_x2', data_dir=data_dir,
                                 image='lr')
   assert sorted(i.shape for i in lr_set) == sorted(v.shape for v in lr.values())
-  train = tfds_sets.load_div2k('train', 'bicubic_x2', data_dir=data_dir)
+  train = tfds_div2k.load_div2k('train', 'bicubic_x2', data_dir=data_dir)
   np.testing.assert_array_equal(train.load(0), _photo()[:8, :8])
   assert network == []
 
@@ -226,7 +226,7 @@ def test_div2k_offline_fails_fast(tmp_path, network):
   start = time.monotonic()
   with pytest.raises(DatasetError,
                      match=r'div2k/bicubic_x4: .*DIV2K_valid_HR\.zip.*manual dir'):
-    tfds_sets.load_div2k('validation', 'bicubic_x4', data_dir=tmp_path)
+    tfds_div2k.load_div2k('validation', 'bicubic_x4', data_dir=tmp_path)
   assert time.monotonic() - start < 10
   assert network == ['data.vision.ee.ethz.ch']
 

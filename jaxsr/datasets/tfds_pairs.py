@@ -208,7 +208,7 @@ def _local_copy(remote: epath.Path) -> pathlib.Path:
 
 def hr_image_set(name: str, folder: epath.Path) -> ImageSet:
   """The ImageSet of a prepared HR dataset (tfds_sets' builders), PNGs decoded on load."""
-  from jaxsr.datasets import tfds_sets
+  from jaxsr.datasets import tfds_records, tfds_sets
   if _is_remote(os.fspath(folder)):
     folder = _local_copy(folder)
   builder = tfds.builder_from_directory(os.fspath(folder))
@@ -216,7 +216,7 @@ def hr_image_set(name: str, folder: epath.Path) -> ImageSet:
                                    decoders={'hr': tfds.decode.SkipDecoding()})
   names = tuple(records[i]['name'].decode() for i in range(len(records)))
   return ImageSet(name=name, image_names=names, loaders=tuple(
-      functools.partial(tfds_sets._load_record, records, i, 'hr', os.fspath(folder))
+      functools.partial(tfds_records.load_record, records, i, 'hr', os.fspath(folder))
       for i in range(len(records))))
 
 

@@ -29,22 +29,18 @@ import io
 import os
 import pathlib
 import posixpath
-import re
-import socket
 import tarfile
-import urllib.parse
-import urllib.request
 import zipfile
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
-from tensorflow_datasets.core.download import resource as tfds_resource
 
 from jaxsr import image_io
 from jaxsr.datasets import FOLDER_SETS
-from jaxsr.datasets.folders import DatasetError, DatasetImageError, ImageSet
+from jaxsr.datasets import tfds_records
+from jaxsr.datasets.folders import DatasetError, ImageSet
 
 # EDSR's evaluation archive (https://github.com/sanghyun-son/EDSR-PyTorch),
 # about 250 MB: benchmark/{Set5,Set14,B100,Urban100}/HR/*.png, next to their
@@ -52,7 +48,6 @@ from jaxsr.datasets.folders import DatasetError, DatasetImageError, ImageSet
 BENCHMARK_URL = 'https://cv.snu.ac.kr/research/EDSR/benchmark.tar'
 BENCHMARK_SETS = ('set5', 'set14', 'b100', 'urban100')
 SPLIT = 'test'
-DIV2K_SPLITS = ('train', 'validation')
 
 _ARCHIVE_SUFFIXES = ('.zip', '.tar', '.tar.gz', '.tgz', '.tar.bz2', '.tar.xz')
 
@@ -135,9 +130,9 @@ class SrBenchmark(tfds.core.GeneratorBasedBuilder):
     """(source, members) of the sets' archive, when the manual dir has none."""
     name = self.builder_config.name
     folder_names = self.builder_config.folder_names
-    manual_dir = _manual_dir(dl_manager)
-    if not _is_downloaded(dl_manager, self.name, BENCHMARK_URL):
-      _check_reachable(
+    manual_dir = tfds_records.manual_dir_of(dl_manager)
+    if not tfds_records.is_downloaded(dl_manager, self.name, BENCHMARK_URL):
+      tfds_records.check_reachable(
           BENCHMARK_URL,
           f'{name}: found no {"/".join(folder_names)} folder, images or '
           f'archive of them in the manual dir ({manual_dir or "missing or empty"})')
@@ -183,21 +178,14 @@ class SrTraining(SrBenchmark):
     name = self.builder_config.name
     raise DatasetError(
         f'{name}: found no {"/".join(self.builder_config.folder_names)} folder, images '
-        f'or archive of them in the manual dir ({_manual_dir(dl_manager) or "missing or empty"})')
+        f'or archive of them in the manual dir ({tfds_records.manual_dir_of(dl_manager) or "missing or empty"})')
 
-
-def _manual_dir(dl_manager) -> pathlib.Path | None:
-  """The manual dir when it exists and is not empty, else None."""
-  try:
-    return pathlib.Path(dl_manager.manual_dir)
-  except AssertionError:
-    return None
 
 
 def _from_manual_dir(dl_manager, folder_names: Sequence[str]
                      ) -> tuple[pathlib.Path | None, dict[str, str]]:
   """The set's images in the manual dir: a set folder, loose images, or an archive."""
-  manual_dir = _manual_dir(dl_manager)
+  manual_dir = tfds_records.manual_dir_of(dl_manager)
   if manual_dir is None:
     return None, {}
   archives = sorted(p for p in manual_dir.iterdir()
@@ -273,20 +261,13 @@ def _read_images(source: pathlib.Path, members: dict[str, str]):
   elif zipfile.is_zipfile(source):
     with zipfile.ZipFile(source) as archive:
       for path, address in members.items():
-        yield path, _decode(archive.read(address), f'{source}:{address}')
+        yield path, tfds_records.decode_record(archive.read(address), f'{source}:{address}')
   else:
     with tarfile.open(source) as archive:
       for path, address in members.items():
-        yield path, _decode(archive.extractfile(address).read(),
+        yield path, tfds_records.decode_record(archive.extractfile(address).read(),
                             f'{source}:{address}')
 
-
-def _decode(data: bytes, where: str) -> np.ndarray:
-  """uint8 (H, W, 3) or (H, W, 1), as image_io.read_image gives for a file."""
-  try:
-    return image_io.decode_image(data, where)
-  except image_io.ImageReadError as e:
-    raise DatasetImageError(str(e)) from None
 
 
 def _png_bytes(image: np.ndarray) -> bytes:
@@ -296,57 +277,9 @@ def _png_bytes(image: np.ndarray) -> bytes:
   return buffer.getvalue()
 
 
-def _is_downloaded(dl_manager, builder_name: str, url: str,
-                   checksum: str | None = None) -> bool:
-  """Whether tfds's download cache holds `url` (named by its checksum if registered)."""
-  path = (dl_manager.download_dir / builder_name /
-          tfds_resource.get_dl_fname(url, checksum))
-  return tfds_resource.is_locally_cached(path)
 
 
-def _check_reachable(url: str, context: str) -> None:
-  """Raises DatasetError at once when the host of `url` cannot be reached.
 
-  tfds retries a failed download 10 times with exponential backoff, minutes
-  in all; offline this makes that a clear error instead.
-  """
-  parts = urllib.parse.urlsplit(url)
-  if urllib.request.getproxies().get(parts.scheme):
-    return  # Only the proxy can tell.
-  port = parts.port or (443 if parts.scheme == 'https' else 80)
-  try:
-    socket.create_connection((parts.hostname, port), timeout=10).close()
-  except OSError as e:
-    raise DatasetError(f'{context}; and {parts.hostname} cannot be reached to '
-                       f'download {url} ({e}): put the files in the manual dir '
-                       'or run once with network access') from None
-
-
-def _prepare(builder: tfds.core.DatasetBuilder,
-             manual_dir: str | os.PathLike | None) -> None:
-  """Writes array_record files unless prepared; never asks GCS for them."""
-  builder.download_and_prepare(
-      file_format='array_record',
-      download_config=tfds.download.DownloadConfig(
-          manual_dir=os.fspath(manual_dir) if manual_dir else None,
-          try_download_gcs=False))
-
-
-def _data_source(tfds_name: str, split: str, data_dir, image_keys: Sequence[str]):
-  """The split's records; image features stay PNG bytes for Pillow."""
-  try:
-    return tfds.data_source(
-        tfds_name, split=split, data_dir=data_dir, download=False,
-        decoders={k: tfds.decode.SkipDecoding() for k in image_keys},
-        try_gcs=False)
-  except NotImplementedError:  # Prepared elsewhere in tfrecord, the default.
-    raise DatasetError(
-        f'{tfds_name} under {data_dir} is not in array_record files, the only '
-        'format tfds.data_source reads: delete it or use another data_dir') from None
-
-
-def _load_record(source, index: int, key: str, where: str) -> np.ndarray:
-  return _decode(source[index][key], f'{where} record {index}')
 
 
 def load_tfds_set(name: str, data_dir: str | os.PathLike | None,
@@ -361,14 +294,15 @@ def load_tfds_set(name: str, data_dir: str | os.PathLike | None,
   or else from BENCHMARK_URL, then reads it with `tfds.data_source`. Images and
   names equal those of get_dataset(name) on the same folder.
 
-  `div2k/<config>` (e.g. div2k/bicubic_x2) is `load_div2k(split or
-  'validation', config, ...)` through tfds's catalog builder.
+  `div2k/<config>` (e.g. div2k/bicubic_x2) is `tfds_div2k.load_div2k(split
+  or 'validation', config, ...)` through tfds's catalog builder.
 
   `data_dir=None` is tfds's default ($TFDS_DATA_DIR, else ~/tensorflow_datasets).
   """
   key = str(name).lower().removeprefix(f'{SrBenchmark.name}/')
   if key.startswith('div2k/'):
-    return load_div2k(split or 'validation', key.split('/', 1)[1],
+    from jaxsr.datasets import tfds_div2k  # it builds on this module
+    return tfds_div2k.load_div2k(split or 'validation', key.split('/', 1)[1],
                       data_dir=data_dir, manual_dir=manual_dir)
   key = key.removeprefix(f'{SrTraining.name}/')
   if key not in BENCHMARK_SETS + TRAINING_SETS:
@@ -378,150 +312,10 @@ def load_tfds_set(name: str, data_dir: str | os.PathLike | None,
     raise DatasetError(f'{key}: the only split is {SPLIT!r}, got {split!r}')
   builder_cls = SrTraining if key in TRAINING_SETS else SrBenchmark
   builder = builder_cls(config=key, data_dir=data_dir)
-  _prepare(builder, manual_dir)
+  tfds_records.prepare_builder(builder, manual_dir)
   tfds_name = f'{builder_cls.name}/{key}'
-  source = _data_source(tfds_name, SPLIT, builder.data_dir_root, ['hr'])
+  source = tfds_records.array_record_source(tfds_name, SPLIT, builder.data_dir_root, ['hr'])
   names = tuple(source[i]['name'].decode() for i in range(len(source)))
   return ImageSet(name=key, image_names=names, loaders=tuple(
-      functools.partial(_load_record, source, i, 'hr', tfds_name)
+      functools.partial(tfds_records.load_record, source, i, 'hr', tfds_name)
       for i in range(len(source))))
-
-
-def _div2k_folders(zip_name: str) -> tuple[str, ...]:
-  """Where the images of an official DIV2K zip are once it is extracted.
-
-  DIV2K_valid_HR.zip holds DIV2K_valid_HR/*.png and
-  DIV2K_valid_LR_bicubic_X2.zip holds DIV2K_valid_LR_bicubic/X2/*.png; a
-  folder named after the zip is accepted too.
-  """
-  stem = zip_name.removesuffix('.zip')
-  head, _, tail = stem.rpartition('_')
-  nested = (f'{head}/{tail}',) if re.fullmatch(r'X\d', tail) else ()
-  return nested + (stem,)
-
-
-def _extracted_div2k(manual_dir: pathlib.Path | None, zip_name: str
-                     ) -> pathlib.Path | None:
-  """The extracted folder of `zip_name` in the manual dir, if it holds PNGs."""
-  if manual_dir is None:
-    return None
-  for folder in _div2k_folders(zip_name):
-    path = manual_dir / folder
-    if path.is_dir() and next(path.rglob('*.png'), None):
-      return path
-  return None
-
-
-def _png_files(source: str | os.PathLike) -> dict[str, Callable[[], bytes]]:
-  """File name -> reader of every PNG in a zip or, recursively, a folder."""
-  source = pathlib.Path(source)
-  if source.is_dir():
-    return {p.name: p.read_bytes for p in sorted(source.rglob('*.png'))
-            if not p.name.startswith('.')}
-  with zipfile.ZipFile(source) as archive:
-    names = [n for n in archive.namelist()
-             if n.endswith('.png') and not posixpath.basename(n).startswith('.')]
-
-  def read(member: str) -> bytes:
-    with zipfile.ZipFile(source) as archive:
-      return archive.read(member)
-  return {posixpath.basename(n): functools.partial(read, n) for n in sorted(names)}
-
-
-@functools.cache
-def div2k_builder_cls() -> type[tfds.core.GeneratorBasedBuilder]:
-  """tfds's catalog `div2k` builder, minus the two steps that need TensorFlow.
-
-  The catalog builder extracts its zips with tfds's extractor and lists them
-  with tf.io.gfile; this one reads the zips with zipfile. Its configs, URLs,
-  checksums, features and version are the catalog's, so it writes the same
-  `<data_dir>/div2k/<config>/2.0.0` that `tfds build div2k` would. It also
-  takes the zips' extracted folders from the manual dir.
-  """
-  catalog = tfds.builder_cls('div2k')
-
-  class Div2k(catalog, skip_registration=True):
-    name = 'div2k'
-    # README, citation and checksums.tsv of the catalog builder, not of jaxsr.
-    pkg_dir_path = catalog._get_pkg_dir_path()
-    _checksums_path = catalog._checksums_path
-    MANUAL_DOWNLOAD_INSTRUCTIONS = (
-        'Optional, to prepare offline: the official zips of the config (e.g. '
-        'DIV2K_train_HR.zip, DIV2K_valid_HR.zip, DIV2K_train_LR_bicubic_X2.zip, '
-        'DIV2K_valid_LR_bicubic_X2.zip) from https://data.vision.ee.ethz.ch/cvl/DIV2K/, '
-        'or their extracted folders (DIV2K_train_HR/, DIV2K_valid_HR/, '
-        'DIV2K_train_LR_bicubic/X2/, DIV2K_valid_LR_bicubic/X2/).')
-
-    def _split_generators(self, dl_manager):
-      urls = self.builder_config.download_urls
-      manual_dir = _manual_dir(dl_manager)
-      paths, to_download, missing = {}, {}, []
-      for key, url in urls.items():
-        info = self.url_infos[url]
-        folder = _extracted_div2k(manual_dir, info.filename)
-        if folder:
-          paths[key] = folder
-          continue
-        to_download[key] = url
-        if not ((manual_dir and (manual_dir / info.filename).is_file()) or
-                _is_downloaded(dl_manager, self.name, url, info.checksum)):
-          missing.append(info.filename)
-      if missing:
-        _check_reachable(urls['valid_hr_url'], (
-            f'div2k/{self.builder_config.name}: {", ".join(missing)} not in the '
-            f'manual dir ({manual_dir or "missing or empty"}), neither as zips nor '
-            'extracted'))
-      if to_download:
-        # tfds takes a zip from the manual dir (by its checksums.tsv file
-        # name, checksum verified) before it tries to download it.
-        paths.update(dl_manager.download(to_download))
-      return {
-          'train': self._generate_examples(paths['train_lr_url'],
-                                           paths['train_hr_url']),
-          'validation': self._generate_examples(paths['valid_lr_url'],
-                                                paths['valid_hr_url']),
-      }
-
-    def _generate_examples(self, lr_path, hr_path):
-      lr_files, hr_files = _png_files(lr_path), _png_files(hr_path)
-      for key, read_lr in lr_files.items():
-        # As the catalog builder does: '0801x2.png' is the LR of '0801.png'.
-        hr_key = key[:4] + '.png'
-        if hr_key not in hr_files:
-          raise DatasetError(f'div2k: {key} in {lr_path} has no HR image '
-                             f'{hr_key} in {hr_path}')
-        yield key, {'lr': read_lr(), 'hr': hr_files[hr_key]()}
-
-  return Div2k
-
-
-def load_div2k(split: str = 'validation', config: str = 'bicubic_x2',
-               data_dir: str | os.PathLike | None = None,
-               manual_dir: str | os.PathLike | None = None,
-               image: str = 'hr') -> ImageSet:
-  """DIV2K HR (or, with image='lr', the config's LR) images of one split.
-
-  Prepares tfds's `div2k/<config>` (both splits, about 5 GB of downloads for
-  the x2 configs) once, without TensorFlow, then reads it with
-  `tfds.data_source`. The records carry no file names and tfds shuffles them,
-  so images are named by record index.
-  """
-  if split not in DIV2K_SPLITS:
-    raise DatasetError(f'div2k: unknown split {split!r}, expected one of '
-                       f'{list(DIV2K_SPLITS)}')
-  if image not in ('hr', 'lr'):
-    raise DatasetError(f"div2k: image must be 'hr' or 'lr', got {image!r}")
-  builder_cls = div2k_builder_cls()
-  configs = [c.name for c in builder_cls.BUILDER_CONFIGS]
-  if config not in configs:
-    raise DatasetError(f'div2k: unknown config {config!r}, expected one of {configs}')
-  builder = builder_cls(config=config, data_dir=data_dir)
-  _prepare(builder, manual_dir)
-  tfds_name = f'div2k/{config}'
-  source = _data_source(tfds_name, split, builder.data_dir_root, ['lr', 'hr'])
-  set_name = f'div2k_{split}' if image == 'hr' else f'div2k_{split}_{config}_lr'
-  return ImageSet(
-      name=set_name, image_names=tuple(f'record_{i:03d}' for i in range(len(source))),
-      loaders=tuple(functools.partial(_load_record, source, i, image, tfds_name)
-                    for i in range(len(source))))
-
