@@ -218,7 +218,7 @@ def final_params(workdir):
   return checkpointing.restore_params(workdir)
 
 
-# Slow, and covered in CI by test_train_faults' random SIGKILLs (params equal an
+# Slow, and covered by test_train_faults' random SIGKILLs (params equal an
 # uninterrupted run's to 1e-6).
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_an_uninterrupted_run(photo_dirs, tmp_path):
@@ -310,7 +310,7 @@ def test_two_processes_train_together(photo_dirs, tmp_path):
   assert list(losses(tmp_path / 'multi')) == [1, 2, 3, 4]
 
 
-# Slow, and covered in CI by test_pod's SIGTERM test (2 x 4 devices, same assertions).
+# Slow, and covered by test_pod's SIGTERM test (2 x 4 devices, same assertions).
 @pytest.mark.slow
 def test_a_sigterm_to_one_process_stops_all_at_the_same_saved_step(photo_dirs, tmp_path):
   cfg = write_tiny_config(photo_dirs, tmp_path / 'cfg.py', steps=100000)
