@@ -96,9 +96,12 @@ def base_config(model: str, *, scale: float = 2, channels: int = 1
   # when the pool fits). window_images: images held at a
   # time, 0 the whole set when it fits (else windows of ~256 MB), the window
   # changing every window_steps steps (jaxsr.input_pipeline).
+  # hr_downscales: factors < 1 by which each training image is also
+  # downscaled (MATLAB bicubic) as further HR images, the VDSR/FSRCNN papers'
+  # scale augmentation (0.9, 0.8, 0.7, 0.6); () none.
   c.data = ml_collections.ConfigDict({
       'train': 'auto', 'data_dir': '', 'scales': (), 'patch_size': 0,
-      'hr_patch_size': 41, 'augment': True, 'max_train_images': 0,
+      'hr_patch_size': 41, 'augment': True, 'hr_downscales': (), 'max_train_images': 0,
       'prefetch': 2, 'sampler': 'auto', 'window_images': 0, 'window_steps': 1000,
       'source': 'auto', 'allow_embedded': False})
   # loss_reduction: 'mean' over every pixel, or 'sum_per_sample' (VDSR's

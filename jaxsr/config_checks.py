@@ -163,6 +163,15 @@ def _check_data(c: ml_collections.ConfigDict, scales: tuple[float, ...]) -> None
   if c.data.get('window_images', 0) < 0 or c.data.get('window_steps', 1) < 1:
     raise ConfigError(f'config.data.window_images={c.data.window_images} must be >= 0 (0: '
                       f'the whole set) and config.data.window_steps={c.data.window_steps} >= 1')
+  downscales = c.data.get('hr_downscales', ())
+  if not all(isinstance(f, (int, float)) and 0 < f < 1 for f in downscales):
+    raise ConfigError(f'config.data.hr_downscales={downscales!r}: expected factors in '
+                      '(0, 1) like 0.9,0.8,0.7,0.6 (each image is also trained on at '
+                      'those sizes)')
+  if downscales and c.data.get('source', 'auto') == 'tfds':
+    raise ConfigError(f'config.data.hr_downscales={tuple(downscales)}: the prepared '
+                      'pairs (config.data.source=tfds) hold each image at its own size '
+                      'only; use config.data.source=folders or auto')
   if len(scales) > 1 and patch:
     raise ConfigError(f'config.data.scales={scales}: a batch mixes the scales, so the '
                       'patch is one HR size: set config.data.hr_patch_size, not patch_size')

@@ -171,8 +171,9 @@ def test_two_labels_for_one_group_are_refused(seed_runs):
 
 
 def test_a_run_from_before_lr_multipliers_groups_with_one_at_its_default(seed_runs, tmp_path):
-  """Runs recorded before config.optim.lr_multipliers existed trained without
-  them: one group with a run at the default '', apart from one that sets them."""
+  """Runs recorded before config.optim.lr_multipliers and config.data.hr_downscales
+  existed trained without them: one group with a run at the defaults, apart
+  from one that sets them."""
   olds = []
   for i, multipliers in enumerate([None, 'shallow=0.1']):
     copy = tmp_path / f'ees_seed{i + 7}'
@@ -181,7 +182,7 @@ def test_a_run_from_before_lr_multipliers_groups_with_one_at_its_default(seed_ru
     assert config['optim']['lr_multipliers'] == ''
     config['train']['seed'] = i + 7
     if multipliers is None:
-      del config['optim']['lr_multipliers']
+      del config['optim']['lr_multipliers'], config['data']['hr_downscales']
     else:
       config['optim']['lr_multipliers'] = multipliers
     (copy / 'config.json').write_text(json.dumps(config))

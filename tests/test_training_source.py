@@ -88,3 +88,38 @@ def test_png_shapes_are_read_without_decoding_the_pixels(tmp_path, monkeypatch):
   monkeypatch.setattr(PngImagePlugin.PngImageFile, 'load', no_decoding)
   assert training_source._file_shape(plain) == (10, 20)
   assert training_source._file_shape(rotated) == (20, 10)
+
+
+def test_hr_downscales_add_each_image_downscaled_as_matlab_does(photo_dirs):
+  """The VDSR/FSRCNN papers' scale augmentation: each image also at 0.9 and 0.6
+  of its size (MATLAB bicubic on uint8), then degraded as any HR image."""
+  src = training_source.FolderSource([str(photo_dirs / 'train')], None, channels=1,
+                                     on_bicubic=False, hr_downscales=(0.9, 0.6))
+  images = list(datasets.get_dataset(str(photo_dirs / 'train')))
+  assert len(src) == 3 * len(images)
+  for index, (image, factor) in enumerate((img, f) for img in images for f in (1.0, 0.9, 0.6)):
+    hr = image if factor == 1.0 else imresize(image, factor)
+    assert hr.dtype == np.uint8
+    assert src.hr_shape(index) == hr.shape[:2]
+    if factor != 1.0:
+      assert hr.shape[:2] == tuple(int(np.ceil(factor * n)) for n in image.shape[:2])
+    got, want = src.load(index, 3), training_source.degrade(hr, 3, 1, False)
+    np.testing.assert_array_equal(got.lr, want.lr)
+    np.testing.assert_array_equal(got.hr, want.hr)
+  record = src.record
+  assert record['sets'] == {'train': 3} and record['hr_downscales'] == [0.9, 0.6]
+  assert record['fingerprint'] == folder_source(photo_dirs, False).record['fingerprint']
+  assert 'hr_downscales' not in folder_source(photo_dirs, False).record
+
+
+@pytest.mark.parametrize('changes,message', [
+    ({'hr_downscales': (0.9, 1.0)}, r'hr_downscales=\(0.9, 1.0\): expected factors in \(0, 1\)'),
+    ({'hr_downscales': (0.8,), 'source': 'tfds'}, 'hold each image at its own size only'),
+])
+def test_bad_hr_downscales_are_one_line(changes, message):
+  from configs import fsrcnn
+  from jaxsr import config_checks
+  c = fsrcnn.get_config('scale=3')
+  c.data.update(changes)
+  with pytest.raises(config_checks.ConfigError, match=message):
+    config_checks.validate(c, 1)

@@ -19,7 +19,8 @@ def open_training_source(config, train_sets: Sequence[str]) -> training_source.T
   """The source of a training config's sets, by config.data.source: 'tfds'
   (the prepared pairs under the data root, `jaxsr.prepare`), 'folders' (the
   image folders, degraded here), or 'auto' (tfds when every set is prepared
-  at every scale, else folders).
+  at every scale, else folders; folders with config.data.hr_downscales, whose
+  downscaled copies the pairs do not hold).
 
   Raises:
     DatasetError: source 'tfds' and a set not prepared (names the command).
@@ -31,7 +32,8 @@ def open_training_source(config, train_sets: Sequence[str]) -> training_source.T
   channels = config.model.channels
   on_bicubic = models.model_info(config.model.name).works_on_bicubic
   max_images = c.max_train_images or None
-  if source != 'folders':
+  downscales = tuple(c.get('hr_downscales', ()))  # not with tfds (config_checks)
+  if source != 'folders' and not downscales:
     root = prepared.data_root_text(c.data_dir or None)
     scales = config_checks.train_scales(config)
     inputs = prepared.input_kind(on_bicubic)
@@ -43,7 +45,8 @@ def open_training_source(config, train_sets: Sequence[str]) -> training_source.T
       raise datasets.DatasetError('config.data.source=tfds: ' + prepared.missing_message(
           root, train_sets, channels, inputs, scales))
   return training_source.FolderSource(train_sets, c.data_dir or None, channels=channels,
-                                      on_bicubic=on_bicubic, max_images=max_images)
+                                      on_bicubic=on_bicubic, max_images=max_images,
+                                      hr_downscales=downscales)
 
 
 def image_set(name: str, data_dir: str | None) -> datasets.ImageSet:

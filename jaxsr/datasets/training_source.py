@@ -26,7 +26,7 @@ from PIL import Image
 from jaxsr.datasets import get_dataset
 from jaxsr.datasets.folders import ImageSet
 from jaxsr.protocol import degradation
-from jaxsr.protocol.imresize import imresize
+from jaxsr.protocol.imresize import imresize, output_plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,19 +117,28 @@ class FolderSource:
 
   The last image's decoding and target are kept, so that loading one image
   at several scales in a row decodes it once and its scales share one target.
+
+  hr_downscales: each image also downscaled by these factors (MATLAB bicubic,
+  rounded to uint8 as MATLAB returns it) as further HR images, the scale
+  augmentation of the VDSR and FSRCNN papers (0.9, 0.8, 0.7, 0.6); the image
+  at its own size comes first.
   """
 
   def __init__(self, sets: Sequence[str], data_dir: str | None, *, channels: int,
-               on_bicubic: bool, max_images: int | None = None):
+               on_bicubic: bool, max_images: int | None = None,
+               hr_downscales: Sequence[float] = ()):
     self.channels = channels
     self.on_bicubic = on_bicubic
-    self._items: list[tuple[ImageSet, int]] = []
+    self.hr_downscales = tuple(float(f) for f in hr_downscales)
+    self._images: list[tuple[ImageSet, int]] = []
     self._sizes: dict[str, int] = {}
     for name in sets:
       image_set = get_dataset(name, data_dir)
       n = len(image_set) if not max_images else min(len(image_set), max_images)
       self._sizes[image_set.name] = n
-      self._items += [(image_set, i) for i in range(n)]
+      self._images += [(image_set, i) for i in range(n)]
+    self._items = [(image, factor) for image in self._images
+                   for factor in (1.0,) + self.hr_downscales]
     self._last: tuple[int, np.ndarray, np.ndarray] | None = None
 
   def __len__(self) -> int:
@@ -137,16 +146,18 @@ class FolderSource:
 
   def _image(self, index: int) -> tuple[np.ndarray, np.ndarray]:
     if self._last is None or self._last[0] != index:
-      image_set, i = self._items[index]
+      (image_set, i), factor = self._items[index]
       img = image_set.load(i)
+      if factor != 1.0:
+        img = imresize(img, factor)
       self._last = (index, img, hr_target(img, self.channels))
     return self._last[1], self._last[2]
 
   def hr_shape(self, index: int) -> tuple[int, int]:
-    image_set, i = self._items[index]
-    if image_set.paths:
-      return _file_shape(image_set.paths[i])
-    return tuple(image_set.load(i).shape[:2])
+    (image_set, i), factor = self._items[index]
+    shape = (_file_shape(image_set.paths[i]) if image_set.paths
+             else tuple(image_set.load(i).shape[:2]))
+    return shape if factor == 1.0 else output_plan(shape, factor, None)[0]
 
   def load(self, index: int, scale: float) -> DegradedImage:
     img, target = self._image(index)
@@ -154,15 +165,18 @@ class FolderSource:
 
   @property
   def record(self) -> dict:
-    embedded = all(not image_set.paths for image_set, _ in self._items)
-    return {'source': 'embedded' if embedded else 'folders', 'sets': dict(self._sizes),
-            'fingerprint': self._fingerprint()}
+    embedded = all(not image_set.paths for image_set, _ in self._images)
+    record = {'source': 'embedded' if embedded else 'folders', 'sets': dict(self._sizes),
+              'fingerprint': self._fingerprint()}
+    if self.hr_downscales:
+      record['hr_downscales'] = list(self.hr_downscales)
+    return record
 
   def _fingerprint(self) -> str:
     """Over the images' names and file bytes (the embedded photos: their
     pixels), in order: a few tens of MB for the 291 set."""
     return fingerprint((image_set.name, image_set.image_names[i], image_digest(image_set, i))
-                       for image_set, i in self._items)
+                       for image_set, i in self._images)
 
 
 def image_digest(image_set: ImageSet, i: int) -> str:

@@ -125,7 +125,7 @@ class Group:
 
 
 # Keys newer than some runs, at the value that runs without them trained with.
-ADDED_KEYS_DEFAULTS = {'optim.lr_multipliers': ''}
+ADDED_KEYS_DEFAULTS = {'optim.lr_multipliers': '', 'data.hr_downscales': ()}
 
 
 def _compared(run: jaxsr_runs.Run) -> dict[str, Any]:
