@@ -77,7 +77,7 @@ def parse_lr_multipliers(spec: str) -> dict[str, float]:
       factor = float(value)
     except ValueError:
       factor = -1.0
-    if not name or factor < 0:
+    if not name or not 0 <= factor < float('inf'):  # NaN fails too
       raise ValueError(f'config.optim.lr_multipliers={spec!r}: expected MODULE=FACTOR '
                        f'pairs like deconv=0.1, FACTOR >= 0; got {item!r}')
     out[name.strip()] = factor

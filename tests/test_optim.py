@@ -137,6 +137,7 @@ def test_lr_multipliers_scale_the_updates_of_the_named_modules(name):
     ('deconv', r"config.optim.lr_multipliers='deconv': expected MODULE=FACTOR"),
     ('deconv=-1', 'FACTOR >= 0'),
     ('deconv=x', 'expected MODULE=FACTOR'),
+    ('deconv=nan', 'expected MODULE=FACTOR'),
 ])
 def test_bad_lr_multipliers_name_the_setting(spec, message):
   with pytest.raises(ValueError, match=message):
