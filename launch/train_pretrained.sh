@@ -54,7 +54,7 @@ case $stage in
         --config.optim.lr=5e-4 --config.train.steps=8000 --config.eval.every=2000 \
         --config.checkpoint.every=2000
     done
-    # One more phase of each scale at lr 3e-4 (shipped: x3_p3, x2_p2, x4_p2).
+    # One more phase of each scale at lr 3e-4 (shipped: x2_p2, x4_p2).
     train espcn_x3_p3 --config=configs/espcn.py:scale=3 --config.train.init_from="$root/espcn_x3_long" \
       --config.train.batch_size=16 --config.optim.lr=3e-4 --config.train.steps=40000 \
       --config.eval.every=10000 --config.checkpoint.every=5000
@@ -62,7 +62,11 @@ case $stage in
       train espcn_x${s}_p2 --config=configs/espcn.py:scale=$s --config.train.init_from="$root/espcn_x$s" \
         --config.optim.lr=3e-4 --config.train.steps=16000 --config.eval.every=4000 \
         --config.checkpoint.every=4000
-    done ;;
+    done
+    # A fourth x3 phase with the papers' scale augmentation (shipped: x3_p4).
+    train espcn_x3_p4 --config=configs/espcn.py:scale=3 --config.train.init_from="$root/espcn_x3_p3" \
+      --config.train.batch_size=16 --config.optim.lr=3e-4 --config.data.hr_downscales=0.9,0.8,0.7,0.6 \
+      --config.train.steps=20000 --config.eval.every=5000 --config.checkpoint.every=5000 ;;
   fsrcnn)
     # LR patches of 24, not the paper's 7: with SAME padding every output pixel
     # of a 7 or 11 patch is within reach of the zero padding (x3 at 11: Set5
