@@ -368,8 +368,9 @@ def restore_params(path: str | epath.PathLike, abstract_params: Any | None = Non
   step_dir = _find_step_dir(path)
   checkpointer = ocp.StandardCheckpointer()
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  metadata = checkpointer.metadata(step_dir)
-  metadata = getattr(metadata, 'item_metadata', metadata)
+  # The item's tree metadata: the checkpointer's own metadata() of an item
+  # folder also looks for a step's _CHECKPOINT_METADATA there and warns.
+  metadata = ocp.StandardCheckpointHandler().metadata(step_dir)
   target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
                         metadata)
   restored = checkpointer.restore(step_dir, target)

@@ -1,6 +1,7 @@
 """config.train.init_from: fine-tuning from a run or shipped weights."""
 
 import json
+import logging
 import shutil
 
 import jax
@@ -113,3 +114,16 @@ def test_weights_exported_from_shipped_weights_chain_their_training(photo_dirs, 
   # And it says what trained it.
   assert training['devices'] == {'platform': 'cpu', 'device_kind': jax.devices()[0].device_kind,
                                  'device_count': 1, 'process_count': 1}
+
+
+def test_restoring_a_runs_params_warns_of_nothing(tmp_path, caplog):
+  """jaxsr.evaluate/upscale/init_from on a workdir read its best/ item; Orbax
+  warned 'Metadata file does not exist' for every such read."""
+  from configs import common
+  from tests.conftest import save_run
+  saved = save_run(tmp_path / 'run', common.base_config('espcn', scale=2), step=3)
+  with caplog.at_level(logging.WARNING):
+    params = checkpointing.restore_params(tmp_path / 'run')
+  assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+  for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(a, b)
