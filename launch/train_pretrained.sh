@@ -41,7 +41,13 @@ case $stage in
         --config.optim.lr=2e-4 --config.optim.schedule.name=cosine \
         --config.train.steps=${phase#*:} --config.eval.every=1000 --config.checkpoint.every=1000
       prev=srcnn_955_x2_${phase%:*}
-    done ;;
+    done
+    # A second x3 phase with the papers' scale augmentation (shipped: x3_p2).
+    train srcnn_955_x3_p2 --config=configs/srcnn.py:variant=955,scale=3 \
+      --config.train.init_from="$root/srcnn_955_x3" --config.train.batch_size=32 \
+      --config.optim.lr=3e-4 --config.optim.schedule.name=cosine \
+      --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.train.steps=4000 \
+      --config.eval.every=1000 --config.checkpoint.every=1000 ;;
   espcn)
     train espcn_x3 --config=configs/espcn.py:scale=3 --config.train.steps=40000 \
       --config.eval.every=4000 --config.checkpoint.every=4000
