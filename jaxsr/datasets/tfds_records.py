@@ -41,7 +41,7 @@ def decode_record(data: bytes, where: str) -> np.ndarray:
 
 
 def is_downloaded(dl_manager, builder_name: str, url: str,
-                   checksum: str | None = None) -> bool:
+                  checksum: str | None = None) -> bool:
   """Whether tfds's download cache holds `url` (named by its checksum if registered)."""
   path = (dl_manager.download_dir / builder_name /
           tfds_resource.get_dl_fname(url, checksum))
