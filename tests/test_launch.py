@@ -115,3 +115,40 @@ def test_the_shipped_weights_script_names_a_bad_stage():
                           capture_output=True, text=True, timeout=60)
   assert result.returncode == 2
   assert result.stderr.strip() == "train_pretrained.sh: unknown stage 'nosuch'"
+
+
+def test_the_gpu_script_runs_each_shipped_recipe_with_a_valid_config(tmp_path):
+  """launch/gpu_pretrained.sh run, with `python3` and `tar` recording their
+  arguments (and the step-rate arithmetic answering 1000): every training
+  command parses as jaxsr.main parses it, validates, starts from the shipped
+  x3 weights and trains on T91 with the scale augmentation."""
+  from jaxsr import config_checks
+  from tests.test_configs import parse_main_flags
+  bin_dir = tmp_path / 'bin'
+  bin_dir.mkdir()
+  (bin_dir / 'python3').write_text(
+      '#!/bin/bash\nif [ "$1" = -c ]; then echo 1000; exit 0; fi\n'
+      'if [ "$2" = pip ]; then exit 0; fi\n'
+      'printf "%s\\n" "$@" > "$RECORD.$(date +%s%N)"\n')
+  (bin_dir / 'tar').write_text('#!/bin/bash\nexit 0\n')
+  for tool in bin_dir.iterdir():
+    tool.chmod(0o755)
+  env = {'PATH': f'{bin_dir}:/usr/bin:/bin', 'RECORD': str(tmp_path / 'call'),
+         'OUT': str(tmp_path / 'out')}
+  result = subprocess.run(['bash', str(REPO_ROOT / 'launch' / 'gpu_pretrained.sh'), 'run', '60'],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split() == ['srcnn_955:', '1000', 'steps', 'fsrcnn:', '1000', 'steps',
+                                   'espcn:', '1000', 'steps']
+  calls = sorted(tmp_path.glob('call.*'))
+  assert len(calls) == 6  # a step-rate run and the run, per model
+  for call in calls:
+    argv = call.read_text().splitlines()
+    assert argv[:2] == ['-m', 'jaxsr.main']
+    flags = [a.replace('--config=configs/', f'--config={REPO_ROOT}/configs/')
+             for a in argv[2:] if not a.startswith('--workdir=')]
+    config = parse_main_flags(*flags)
+    config_checks.validate(config, 1)
+    assert config.train.init_from == f'{config.model.name}_x3'
+    assert config.data.train == 't91' and tuple(config.data.hr_downscales) == (0.9, 0.8, 0.7, 0.6)
+    assert config.eval.max_shapes == 0
