@@ -42,12 +42,22 @@ case $stage in
         --config.train.steps=${phase#*:} --config.eval.every=1000 --config.checkpoint.every=1000
       prev=srcnn_955_x2_${phase%:*}
     done
-    # A second x3 phase with the papers' scale augmentation (shipped: x3_p2).
+    # A second x3 phase with the papers' scale augmentation, then two on T91
+    # alone, the papers' 91 images (shipped: x3_t91_p2).
     train srcnn_955_x3_p2 --config=configs/srcnn.py:variant=955,scale=3 \
       --config.train.init_from="$root/srcnn_955_x3" --config.train.batch_size=32 \
       --config.optim.lr=3e-4 --config.optim.schedule.name=cosine \
       --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.train.steps=4000 \
-      --config.eval.every=1000 --config.checkpoint.every=1000 ;;
+      --config.eval.every=1000 --config.checkpoint.every=1000
+    prev=srcnn_955_x3_p2
+    for phase in t91:3e-4:3000 t91_p2:2e-4:4000; do IFS=: read -r run lr steps <<< "$phase"
+      train srcnn_955_x3_$run --config=configs/srcnn.py:variant=955,scale=3 \
+        --config.train.init_from="$root/$prev" --config.data.train=t91 --config.train.batch_size=32 \
+        --config.optim.lr=$lr --config.optim.schedule.name=cosine \
+        --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.train.steps=$steps \
+        --config.eval.every=500 --config.checkpoint.every=500
+      prev=srcnn_955_x3_$run
+    done ;;
   espcn)
     train espcn_x3 --config=configs/espcn.py:scale=3 --config.train.steps=40000 \
       --config.eval.every=4000 --config.checkpoint.every=4000
@@ -72,7 +82,12 @@ case $stage in
     # A fourth x3 phase with the papers' scale augmentation (shipped: x3_p4).
     train espcn_x3_p4 --config=configs/espcn.py:scale=3 --config.train.init_from="$root/espcn_x3_p3" \
       --config.train.batch_size=16 --config.optim.lr=3e-4 --config.data.hr_downscales=0.9,0.8,0.7,0.6 \
-      --config.train.steps=20000 --config.eval.every=5000 --config.checkpoint.every=5000 ;;
+      --config.train.steps=20000 --config.eval.every=5000 --config.checkpoint.every=5000
+    # A fifth on T91 alone, the papers' 91 images (shipped: x3_t91).
+    train espcn_x3_t91 --config=configs/espcn.py:scale=3 --config.train.init_from="$root/espcn_x3_p4" \
+      --config.data.train=t91 --config.train.batch_size=16 --config.optim.lr=3e-4 \
+      --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.train.steps=20000 \
+      --config.eval.every=2500 --config.checkpoint.every=2500 ;;
   fsrcnn)
     # LR patches of 24, not the paper's 7: with SAME padding every output pixel
     # of a 7 or 11 patch is within reach of the zero padding (x3 at 11: Set5
@@ -98,7 +113,12 @@ case $stage in
         --config.train.batch_size=32 --config.train.init_from="$root/fsrcnn_x$s" \
         --config.optim.lr=3e-4 --config.train.steps=$((4000 * s)) --config.eval.every=$((1000 * s)) \
         --config.checkpoint.every=$((1000 * s))
-    done ;;
+    done
+    # x4: a third phase on T91 alone, the papers' 91 images (shipped: x4_t91).
+    train fsrcnn_x4_t91 --config=configs/fsrcnn.py:scale=4 --config.data.patch_size=18 \
+      --config.train.batch_size=32 --config.train.init_from="$root/fsrcnn_x4_p2" \
+      --config.data.train=t91 --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.optim.lr=3e-4 \
+      --config.train.steps=6000 --config.eval.every=1000 --config.checkpoint.every=1000 ;;
   vdsr)
     train vdsr_x2-3-4 --config=configs/vdsr.py:regime=adam --config.train.steps=4000 \
       --config.eval.every=1000 --config.checkpoint.every=500 ;;
