@@ -114,8 +114,8 @@ case $stage in
         --config.optim.lr=3e-4 --config.train.steps=$((4000 * s)) --config.eval.every=$((1000 * s)) \
         --config.checkpoint.every=$((1000 * s))
     done
-    # On T91 alone, the papers' 91 images: x4 two more phases (lr 3e-4, then
-    # 2e-4; shipped: x4_t91_p2), x2 one (shipped: x2_t91).
+    # On T91 alone, the papers' 91 images: two more phases of x4 and of x2
+    # (lr 3e-4, then 2e-4; shipped: x4_t91_p2, x2_t91_p2).
     prev=fsrcnn_x4_p2
     for phase in t91:3e-4 t91_p2:2e-4; do
       train fsrcnn_x4_${phase%:*} --config=configs/fsrcnn.py:scale=4 --config.data.patch_size=18 \
@@ -125,10 +125,15 @@ case $stage in
         --config.checkpoint.every=1000
       prev=fsrcnn_x4_${phase%:*}
     done
-    train fsrcnn_x2_t91 --config=configs/fsrcnn.py:scale=2 --config.data.patch_size=36 \
-      --config.train.batch_size=32 --config.train.init_from="$root/fsrcnn_x2_p2" \
-      --config.data.train=t91 --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.optim.lr=3e-4 \
-      --config.train.steps=8000 --config.eval.every=1000 --config.checkpoint.every=1000 ;;
+    prev=fsrcnn_x2_p2
+    for phase in t91:3e-4 t91_p2:2e-4; do
+      train fsrcnn_x2_${phase%:*} --config=configs/fsrcnn.py:scale=2 --config.data.patch_size=36 \
+        --config.train.batch_size=32 --config.train.init_from="$root/$prev" \
+        --config.data.train=t91 --config.data.hr_downscales=0.9,0.8,0.7,0.6 \
+        --config.optim.lr=${phase#*:} --config.train.steps=8000 --config.eval.every=1000 \
+        --config.checkpoint.every=1000
+      prev=fsrcnn_x2_${phase%:*}
+    done ;;
   vdsr)
     train vdsr_x2-3-4 --config=configs/vdsr.py:regime=adam --config.train.steps=4000 \
       --config.eval.every=1000 --config.checkpoint.every=500 ;;
