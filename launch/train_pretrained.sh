@@ -116,23 +116,15 @@ case $stage in
     done
     # On T91 alone, the papers' 91 images: two more phases of x4 and of x2
     # (lr 3e-4, then 2e-4; shipped: x4_t91_p2, x2_t91_p2).
-    prev=fsrcnn_x4_p2
-    for phase in t91:3e-4 t91_p2:2e-4; do
-      train fsrcnn_x4_${phase%:*} --config=configs/fsrcnn.py:scale=4 --config.data.patch_size=18 \
-        --config.train.batch_size=32 --config.train.init_from="$root/$prev" \
-        --config.data.train=t91 --config.data.hr_downscales=0.9,0.8,0.7,0.6 \
-        --config.optim.lr=${phase#*:} --config.train.steps=6000 --config.eval.every=1000 \
-        --config.checkpoint.every=1000
-      prev=fsrcnn_x4_${phase%:*}
-    done
-    prev=fsrcnn_x2_p2
-    for phase in t91:3e-4 t91_p2:2e-4; do
-      train fsrcnn_x2_${phase%:*} --config=configs/fsrcnn.py:scale=2 --config.data.patch_size=36 \
-        --config.train.batch_size=32 --config.train.init_from="$root/$prev" \
-        --config.data.train=t91 --config.data.hr_downscales=0.9,0.8,0.7,0.6 \
-        --config.optim.lr=${phase#*:} --config.train.steps=8000 --config.eval.every=1000 \
-        --config.checkpoint.every=1000
-      prev=fsrcnn_x2_${phase%:*}
+    for scale_steps in 4:6000 2:8000; do s=${scale_steps%:*}; prev=fsrcnn_x${s}_p2
+      for phase in t91:3e-4 t91_p2:2e-4; do
+        train fsrcnn_x${s}_${phase%:*} --config=configs/fsrcnn.py:scale=$s \
+          --config.data.patch_size=$((72 / s)) --config.train.batch_size=32 \
+          --config.train.init_from="$root/$prev" --config.data.train=t91 \
+          --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.optim.lr=${phase#*:} \
+          --config.train.steps=${scale_steps#*:} --config.eval.every=1000 --config.checkpoint.every=1000
+        prev=fsrcnn_x${s}_${phase%:*}
+      done
     done ;;
   vdsr)
     train vdsr_x2-3-4 --config=configs/vdsr.py:regime=adam --config.train.steps=4000 \

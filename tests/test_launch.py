@@ -85,8 +85,6 @@ def test_the_tpu_launcher_documents_the_one_time_prepare_command():
 def test_every_shipped_weights_command_builds_a_valid_config(stage, tmp_path):
   """launch/train_pretrained.sh, with `python` recording its arguments: every
   run's flags parse as jaxsr.main parses them and the config validates."""
-  from jaxsr import config_checks
-  from tests.test_configs import parse_main_flags
   fake = tmp_path / 'bin' / 'python'
   fake.parent.mkdir()
   fake.write_text('#!/bin/bash\nprintf "%s\\n" "$@" > "$RECORD.$(date +%s%N)"\n')
@@ -97,16 +95,25 @@ def test_every_shipped_weights_command_builds_a_valid_config(stage, tmp_path):
                            str(tmp_path / 'runs')], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
   assert result.returncode == 0, result.stderr
-  calls = sorted(tmp_path.glob('call.*'))
-  assert calls
-  for call in calls:
+  configs = recorded_configs(tmp_path)
+  assert configs
+  for config in configs:
+    assert config.eval.max_shapes == 0  # whole images, as the shipped scores are
+
+
+def recorded_configs(tmp_path):
+  """The validated config of each jaxsr.main command a fake python recorded."""
+  from jaxsr import config_checks
+  from tests.test_configs import parse_main_flags
+  configs = []
+  for call in sorted(tmp_path.glob('call.*')):
     argv = call.read_text().splitlines()
     assert argv[:2] == ['-m', 'jaxsr.main']
     flags = [a.replace('--config=configs/', f'--config={REPO_ROOT}/configs/')
              for a in argv[2:] if not a.startswith('--workdir=')]
-    config = parse_main_flags(*flags)
-    config_checks.validate(config, 1)
-    assert config.eval.max_shapes == 0  # whole images, as the shipped scores are
+    configs.append(parse_main_flags(*flags))
+    config_checks.validate(configs[-1], 1)
+  return configs
 
 
 def test_the_shipped_weights_script_names_a_bad_stage():
@@ -122,8 +129,6 @@ def test_the_gpu_script_runs_each_shipped_recipe_with_a_valid_config(tmp_path):
   arguments (and the step-rate arithmetic answering 1000): every training
   command parses as jaxsr.main parses it, validates, starts from the shipped
   x3 weights and trains on T91 with the scale augmentation."""
-  from jaxsr import config_checks
-  from tests.test_configs import parse_main_flags
   bin_dir = tmp_path / 'bin'
   bin_dir.mkdir()
   (bin_dir / 'python3').write_text(
@@ -140,15 +145,9 @@ def test_the_gpu_script_runs_each_shipped_recipe_with_a_valid_config(tmp_path):
   assert result.returncode == 0, result.stderr
   assert result.stdout.split() == ['srcnn_955:', '1000', 'steps', 'fsrcnn:', '1000', 'steps',
                                    'espcn:', '1000', 'steps']
-  calls = sorted(tmp_path.glob('call.*'))
-  assert len(calls) == 6  # a step-rate run and the run, per model
-  for call in calls:
-    argv = call.read_text().splitlines()
-    assert argv[:2] == ['-m', 'jaxsr.main']
-    flags = [a.replace('--config=configs/', f'--config={REPO_ROOT}/configs/')
-             for a in argv[2:] if not a.startswith('--workdir=')]
-    config = parse_main_flags(*flags)
-    config_checks.validate(config, 1)
+  configs = recorded_configs(tmp_path)
+  assert len(configs) == 6  # a step-rate run and the run, per model
+  for config in configs:
     assert config.train.init_from == f'{config.model.name}_x3'
     assert config.data.train == 't91' and tuple(config.data.hr_downscales) == (0.9, 0.8, 0.7, 0.6)
     assert config.eval.max_shapes == 0
