@@ -96,12 +96,11 @@ def validate(c: ml_collections.ConfigDict, device_count: int) -> None:
 
 
 def _check_lr_multipliers(multipliers: dict[str, float], variables, model_name: str) -> None:
-  modules = {name for path, _ in jax.tree_util.tree_leaves_with_path(variables)
-             for name in optim.module_names(path)}
-  unknown = [name for name in multipliers if name not in modules]
+  paths = [optim.module_names(path)
+           for path, _ in jax.tree_util.tree_leaves_with_path(variables)]
+  unknown = [name for name in multipliers if not any(name in names for names in paths)]
   if unknown:
-    top = sorted({optim.module_names(path)[1] for path, _ in
-                  jax.tree_util.tree_leaves_with_path(variables)})
+    top = sorted({names[1] for names in paths})  # names[0] is the 'params' collection
     raise ConfigError(f'config.optim.lr_multipliers: {model_name} has no module '
                       f'{", ".join(unknown)}; its layers: {", ".join(top)}')
 

@@ -261,6 +261,11 @@ def image_key(name: str, hr: np.ndarray) -> str:
   return f'{name}-{hashlib.sha1(np.ascontiguousarray(hr).tobytes()).hexdigest()[:8]}'
 
 
+def cached_image_names(run: jaxsr_runs.Run) -> list[str]:
+  """The images a run's report cache holds panels of (files `<image_key>-x<scale>`)."""
+  return sorted({p.stem.rsplit('-', 2)[0] for p in (run.workdir / 'report_cache').glob('*.png')})
+
+
 def cached_output(run: jaxsr_runs.Run, key: str,
                   compute: Callable[[], tuple[np.ndarray, dict]],
                   reevaluate: bool = False) -> tuple[np.ndarray, dict] | None:
@@ -321,8 +326,7 @@ def comparison_figure(groups: Sequence, path: pathlib.Path, *,
       label = group.label + (f' (seed {group.seeds[0]} of {group.n})' if group.n > 1
                              else '')
       if result is None:
-        cached = sorted({p.stem.rsplit('-', 2)[0]
-                         for p in (run.workdir / 'report_cache').glob('*.png')})
+        cached = cached_image_names(run)
         why = (f' to draw {name}; its cached panels are of {", ".join(cached)}'
                if cached else '')
         _warn(f'{group.label} left out of {path.name}: no checkpoint in {run.workdir}{why}')
