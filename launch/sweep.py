@@ -281,8 +281,8 @@ def run_all(commands: Sequence[tuple[str, list[str]]], parallel: int,
       try:
         _, pending = concurrent.futures.wait(pending, timeout=0.5)
       except KeyboardInterrupt:  # a Ctrl-C where main() did not install _interrupt
-        _STOP.set()
-      if _STOP.is_set():
+        _STOP_REQUESTED[0] = True
+      if _STOP_REQUESTED[0]:
         launcher.stop()
   status = {name: f.result() for f, name in futures.items()}
   unfinished = [n for n, s in status.items() if s is None or n in launcher.signalled]
@@ -291,13 +291,14 @@ def run_all(commands: Sequence[tuple[str, list[str]]], parallel: int,
 
 # Set by _interrupt, acted on by run_all's loop. Raising from the handler
 # instead could land inside concurrent.futures' lock handling in the main
-# thread ("RuntimeError: release unlocked lock").
-_STOP = threading.Event()
+# thread ("RuntimeError: release unlocked lock"), and a handler that takes a
+# lock (threading.Event.set) deadlocks when a second signal lands inside it.
+_STOP_REQUESTED = [False]
 
 
 def _interrupt(signum, frame):
   del signum, frame
-  _STOP.set()
+  _STOP_REQUESTED[0] = True
 
 
 def main(argv: Sequence[str]) -> int:

@@ -2,6 +2,7 @@
 
 import importlib.util
 import pathlib
+import signal
 import subprocess
 import sys
 import textwrap
@@ -168,8 +169,9 @@ def test_run_all_runs_in_parallel_prefixes_lines_and_collects_failures(capfd):
   assert 'hello\n' in capfd.readouterr().out
 
 
-def test_sigterm_stops_the_sweep_and_lets_running_runs_save(tmp_path):
-  """The running runs get SIGTERM (jaxsr.main checkpoints on it); no new run starts."""
+def _start_sweep_driver(tmp_path) -> tuple[subprocess.Popen, list[str]]:
+  """A sweep of runs a, b, c, two at a time, under sweep's SIGTERM handler;
+  returns once a and b have started, with the lines read so far."""
   run = """
       import signal, sys, time
       def save(*_):
@@ -192,14 +194,41 @@ def test_sigterm_stops_the_sweep_and_lets_running_runs_save(tmp_path):
   proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
   lines = []
-  for line in proc.stdout:
+  while lines.count('[a] started a') + lines.count('[b] started b') < 2:
+    line = proc.stdout.readline()
+    assert line, lines
     lines.append(line.strip())
-    if lines.count('[a] started a') + lines.count('[b] started b') == 2 and line.startswith('['):
-      proc.terminate()
-  proc.wait(timeout=60)
+  return proc, lines
+
+
+def _assert_stopped_cleanly(lines: list[str]) -> None:
   assert '[a] saved a' in lines and '[b] saved b' in lines, lines
   assert not any('started c' in line for line in lines), lines
   assert lines[-1] == "([], ['a', 'b', 'c'])", lines
+
+
+def test_sigterm_stops_the_sweep_and_lets_running_runs_save(tmp_path):
+  """The running runs get SIGTERM (jaxsr.main checkpoints on it); no new run starts."""
+  proc, lines = _start_sweep_driver(tmp_path)
+  proc.terminate()
+  out, _ = proc.communicate(timeout=60)
+  _assert_stopped_cleanly(lines + out.strip().splitlines())
+
+
+def test_repeated_sigterms_do_not_hang_the_sweep(tmp_path):
+  """A second signal can land while the handler of the first runs (a cluster
+  repeating SIGTERM, Ctrl-C pressed twice); a handler that took a lock then
+  waited on itself forever."""
+  proc, lines = _start_sweep_driver(tmp_path)
+  try:
+    for _ in range(2000):
+      if proc.poll() is not None:
+        break
+      proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+  finally:
+    proc.kill()
+  _assert_stopped_cleanly(lines + out.strip().splitlines())
 
 
 def test_help_lists_the_flags():
