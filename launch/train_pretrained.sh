@@ -83,23 +83,16 @@ case $stage in
     train espcn_x3_p4 --config=configs/espcn.py:scale=3 --config.train.init_from="$root/espcn_x3_p3" \
       --config.train.batch_size=16 --config.optim.lr=3e-4 --config.data.hr_downscales=0.9,0.8,0.7,0.6 \
       --config.train.steps=20000 --config.eval.every=5000 --config.checkpoint.every=5000
-    # A fifth on T91 alone, the papers' 91 images.
-    train espcn_x3_t91 --config=configs/espcn.py:scale=3 --config.train.init_from="$root/espcn_x3_p4" \
-      --config.data.train=t91 --config.train.batch_size=16 --config.optim.lr=3e-4 \
-      --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.train.steps=20000 \
-      --config.eval.every=2500 --config.checkpoint.every=2500
-    # A sixth at lr 2e-4 (shipped: x3_t91_p2); x4 on T91 alone too, at lr 3e-4
-    # and then 2e-4 (shipped: x4_t91_p2).
-    train espcn_x3_t91_p2 --config=configs/espcn.py:scale=3 --config.train.init_from="$root/espcn_x3_t91" \
-      --config.data.train=t91 --config.train.batch_size=16 --config.optim.lr=2e-4 \
-      --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.train.steps=40000 \
-      --config.eval.every=5000 --config.checkpoint.every=5000
-    prev=espcn_x4_p2
-    for phase in t91:3e-4:20000:2500 t91_p2:2e-4:16000:2000; do IFS=: read -r run lr steps every <<< "$phase"
-      train espcn_x4_$run --config=configs/espcn.py:scale=4 --config.train.init_from="$root/$prev" \
-        --config.data.train=t91 --config.optim.lr=$lr --config.data.hr_downscales=0.9,0.8,0.7,0.6 \
-        --config.train.steps=$steps --config.eval.every=$every --config.checkpoint.every=$every
-      prev=espcn_x4_$run
+    # Then on T91 alone, the papers' 91 images, each phase from the one before:
+    # x3 at lr 3e-4 then 2e-4 (batch 16, as x3's later phases), x4 likewise
+    # (batch 64, its default; shipped: x3_t91_p2, x4_t91_p2).
+    for run in x3_t91:3:x3_p4:16:3e-4:20000:2500 x3_t91_p2:3:x3_t91:16:2e-4:40000:5000 \
+        x4_t91:4:x4_p2:64:3e-4:20000:2500 x4_t91_p2:4:x4_t91:64:2e-4:16000:2000; do
+      IFS=: read -r name s prev batch lr steps every <<< "$run"
+      train espcn_$name --config=configs/espcn.py:scale=$s --config.train.init_from="$root/espcn_$prev" \
+        --config.data.train=t91 --config.train.batch_size=$batch --config.optim.lr=$lr \
+        --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.train.steps=$steps \
+        --config.eval.every=$every --config.checkpoint.every=$every
     done ;;
   fsrcnn)
     # LR patches of 24, not the paper's 7: with SAME padding every output pixel
@@ -127,22 +120,13 @@ case $stage in
         --config.optim.lr=3e-4 --config.train.steps=$((4000 * s)) --config.eval.every=$((1000 * s)) \
         --config.checkpoint.every=$((1000 * s))
     done
-    # On T91 alone, the papers' 91 images: two more phases of x4 and of x2
-    # (lr 3e-4, then 2e-4; shipped: x4_t91_p2, x2_t91_p2).
-    for scale_steps in 4:6000 2:8000; do s=${scale_steps%:*}; prev=fsrcnn_x${s}_p2
-      for phase in t91:3e-4 t91_p2:2e-4; do
-        train fsrcnn_x${s}_${phase%:*} --config=configs/fsrcnn.py:scale=$s \
-          --config.data.patch_size=$((72 / s)) --config.train.batch_size=32 \
-          --config.train.init_from="$root/$prev" --config.data.train=t91 \
-          --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.optim.lr=${phase#*:} \
-          --config.train.steps=${scale_steps#*:} --config.eval.every=1000 --config.checkpoint.every=1000
-        prev=fsrcnn_x${s}_${phase%:*}
-      done
-    done
-    # A fifth x4 phase on T91, 20,000 steps at lr 3e-4 (shipped: x4_t91_p3),
-    # and two x3 phases on T91, 30,000 steps at lr 4e-4 and 30,000 at 3e-4
-    # (shipped: x3_t91_p2).
-    for run in x4_t91_p3:4:x4_t91_p2:3e-4:20000:2000 x3_t91:3:x3_p2:4e-4:30000:3000 \
+    # On T91 alone, the papers' 91 images, each phase from the one before:
+    # x4 and x2 at lr 3e-4 then 2e-4, a fifth x4 phase of 20,000 steps, and two
+    # x3 phases, 30,000 steps at lr 4e-4 and 30,000 at 3e-4 (shipped: x2_t91_p2,
+    # x3_t91_p2, x4_t91_p3).
+    for run in x4_t91:4:x4_p2:3e-4:6000:1000 x4_t91_p2:4:x4_t91:2e-4:6000:1000 \
+        x2_t91:2:x2_p2:3e-4:8000:1000 x2_t91_p2:2:x2_t91:2e-4:8000:1000 \
+        x4_t91_p3:4:x4_t91_p2:3e-4:20000:2000 x3_t91:3:x3_p2:4e-4:30000:3000 \
         x3_t91_p2:3:x3_t91:3e-4:30000:3000; do
       IFS=: read -r name s prev lr steps every <<< "$run"
       train fsrcnn_$name --config=configs/fsrcnn.py:scale=$s --config.data.patch_size=$((72 / s)) \
