@@ -122,13 +122,14 @@ case $stage in
         --config.checkpoint.every=$((1000 * s))
     done
     # On T91 alone, the papers' 91 images, each phase from the one before:
-    # x4 and x2 at lr 3e-4 then 2e-4, a fifth x4 phase of 20,000 steps, and three
-    # x3 phases of 30,000 steps, at lr 4e-4, 3e-4 and 2e-4 (shipped: x2_t91_p2,
-    # x3_t91_p3, x4_t91_p3).
+    # x4 and x2 at lr 3e-4 then 2e-4, a fifth x4 phase of 20,000 steps, and four
+    # x3 phases of 30,000 steps, at lr 4e-4, 3e-4, 2e-4 and 1.5e-4 (shipped:
+    # x2_t91_p2, x3_t91_p4, x4_t91_p3).
     for run in x4_t91:4:x4_p2:3e-4:6000:1000 x4_t91_p2:4:x4_t91:2e-4:6000:1000 \
         x2_t91:2:x2_p2:3e-4:8000:1000 x2_t91_p2:2:x2_t91:2e-4:8000:1000 \
         x4_t91_p3:4:x4_t91_p2:3e-4:20000:2000 x3_t91:3:x3_p2:4e-4:30000:3000 \
-        x3_t91_p2:3:x3_t91:3e-4:30000:3000 x3_t91_p3:3:x3_t91_p2:2e-4:30000:3000; do
+        x3_t91_p2:3:x3_t91:3e-4:30000:3000 x3_t91_p3:3:x3_t91_p2:2e-4:30000:3000 \
+        x3_t91_p4:3:x3_t91_p3:1.5e-4:30000:3000; do
       IFS=: read -r name s prev lr steps every <<< "$run"
       train fsrcnn_$name --config=configs/fsrcnn.py:scale=$s --config.data.patch_size=$((72 / s)) \
         --config.train.batch_size=32 --config.train.init_from="$root/fsrcnn_$prev" \
