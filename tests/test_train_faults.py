@@ -143,7 +143,7 @@ def logged_steps(workdir) -> list[int]:
 
 
 def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path):
-  steps, every, kills = 150, 5, 24
+  steps, every, kills = 150, 5, 12
   zygote = Zygote(steps, every, tmp_path)
   try:
     zygote.start(tmp_path / 'straight', use_async=True)
