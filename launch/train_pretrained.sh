@@ -17,6 +17,9 @@ stage=${1:?usage: train_pretrained.sh srcnn|espcn|fsrcnn|vdsr|eeds|export [...]}
 if [ "$stage" = export ]; then root=${4:-workdirs/pretrained}; else root=${2:-workdirs/pretrained}; fi
 : "${JAXSR_DATA_DIR:?point JAXSR_DATA_DIR at the folder holding t91, bsd200, set5, set14, b100}"
 
+# The papers' scale augmentation: each training image also at these sizes.
+scale_aug=--config.data.hr_downscales=0.9,0.8,0.7,0.6
+
 train() {  # train NAME ARGS...: one run in $root/NAME
   local name=$1; shift
   python -m jaxsr.main "$@" --config.eval.max_shapes=0 --workdir="$root/$name"
@@ -47,14 +50,14 @@ case $stage in
     train srcnn_955_x3_p2 --config=configs/srcnn.py:variant=955,scale=3 \
       --config.train.init_from="$root/srcnn_955_x3" --config.train.batch_size=32 \
       --config.optim.lr=3e-4 --config.optim.schedule.name=cosine \
-      --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.train.steps=4000 \
+      "$scale_aug" --config.train.steps=4000 \
       --config.eval.every=1000 --config.checkpoint.every=1000
     prev=srcnn_955_x3_p2
     for phase in t91:3e-4:3000 t91_p2:2e-4:4000; do IFS=: read -r run lr steps <<< "$phase"
       train srcnn_955_x3_$run --config=configs/srcnn.py:variant=955,scale=3 \
         --config.train.init_from="$root/$prev" --config.data.train=t91 --config.train.batch_size=32 \
         --config.optim.lr=$lr --config.optim.schedule.name=cosine \
-        --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.train.steps=$steps \
+        "$scale_aug" --config.train.steps=$steps \
         --config.eval.every=500 --config.checkpoint.every=500
       prev=srcnn_955_x3_$run
     done ;;
@@ -81,7 +84,7 @@ case $stage in
     done
     # A fourth x3 phase with the papers' scale augmentation (shipped: x3_p4).
     train espcn_x3_p4 --config=configs/espcn.py:scale=3 --config.train.init_from="$root/espcn_x3_p3" \
-      --config.train.batch_size=16 --config.optim.lr=3e-4 --config.data.hr_downscales=0.9,0.8,0.7,0.6 \
+      --config.train.batch_size=16 --config.optim.lr=3e-4 "$scale_aug" \
       --config.train.steps=20000 --config.eval.every=5000 --config.checkpoint.every=5000
     # Then on T91 alone, the papers' 91 images, each phase from the one before:
     # x3 at lr 3e-4 then 2e-4 (batch 16, as x3's later phases), x4 likewise
@@ -92,7 +95,7 @@ case $stage in
       IFS=: read -r name s prev batch lr steps every <<< "$run"
       train espcn_$name --config=configs/espcn.py:scale=$s --config.train.init_from="$root/espcn_$prev" \
         --config.data.train=t91 --config.train.batch_size=$batch --config.optim.lr=$lr \
-        --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.train.steps=$steps \
+        "$scale_aug" --config.train.steps=$steps \
         --config.eval.every=$every --config.checkpoint.every=$every
     done ;;
   fsrcnn)
@@ -112,7 +115,7 @@ case $stage in
     # (shipped: x3_p2; without it: exp_fsrcnn_x3_cont6k in checks).
     train fsrcnn_x3_p2 --config=configs/fsrcnn.py:scale=3 --config.data.patch_size=24 \
       --config.train.batch_size=32 --config.train.init_from="$root/fsrcnn_x3" \
-      --config.optim.lr=3e-4 --config.data.hr_downscales=0.9,0.8,0.7,0.6 \
+      --config.optim.lr=3e-4 "$scale_aug" \
       --config.train.steps=6000 --config.eval.every=1500 --config.checkpoint.every=1500
     # A second phase of x2 and x4 at lr 3e-4 (shipped: x2_p2, x4_p2).
     for s in 2 4; do
@@ -133,7 +136,7 @@ case $stage in
       IFS=: read -r name s prev lr steps every <<< "$run"
       train fsrcnn_$name --config=configs/fsrcnn.py:scale=$s --config.data.patch_size=$((72 / s)) \
         --config.train.batch_size=32 --config.train.init_from="$root/fsrcnn_$prev" \
-        --config.data.train=t91 --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.optim.lr=$lr \
+        --config.data.train=t91 "$scale_aug" --config.optim.lr=$lr \
         --config.train.steps=$steps --config.eval.every=$every --config.checkpoint.every=$every
     done ;;
   vdsr)
@@ -197,14 +200,14 @@ case $stage in
     # (32.46 at 6,000, 32.47 at 12,000).
     train exp_fsrcnn_x3_from_x2 --config=configs/fsrcnn.py:scale=3 --config.data.patch_size=24 \
       --config.train.batch_size=32 --config.train.init_from="$root/fsrcnn_x2_t91_p2" \
-      --config.data.train=t91 --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.optim.lr=4e-4 \
+      --config.data.train=t91 "$scale_aug" --config.optim.lr=4e-4 \
       --config.train.steps=10000 --config.eval.every=2000 --config.checkpoint.every=2000
     # ESPCN x3 continued from the shipped x3 on T91 at lr 1e-4: with an L1 loss
     # (10,000 steps, batch 16) Set5 32.538 and at batch 128 (5,000 steps)
     # 32.557, against its 32.553: it has levelled off.
     for m in "l1 16 10000 2500 l1" "b128 128 5000 1250 mse"; do set -- $m
       train exp_espcn_x3_$1 --config=configs/espcn.py:scale=3 --config.train.init_from="$root/espcn_x3_t91_p2" \
-        --config.data.train=t91 --config.data.hr_downscales=0.9,0.8,0.7,0.6 --config.train.batch_size=$2 \
+        --config.data.train=t91 "$scale_aug" --config.train.batch_size=$2 \
         --config.optim.lr=1e-4 --config.train.steps=$3 --config.eval.every=$4 \
         --config.checkpoint.every=$4 --config.train.loss=$5
     done
